@@ -1,0 +1,49 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+# The official CDA/XDS schemas are data read at run and test time (never copied here): the
+# `shared/` folder beside this checkout, else the machine's copy.
+SHARED_DIR ?= $(firstword $(wildcard $(abspath $(CURDIR)/../shared) /work/shared))
+ifneq ($(SHARED_DIR),)
+export BACKFILL_SHARED_DIR ?= $(SHARED_DIR)
+endif
+
+PYTEST_ARGS ?= -n 2
+
+.PHONY: demo test lint unit bench clean install install-dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: $(BIN)/python pyproject.toml
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.dev: $(BIN)/python pyproject.toml
+	$(PIP) install -e '.[dev]'
+	touch $@ $(VENV)/.runtime
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+demo: $(VENV)/.runtime
+	$(BIN)/backfill demo
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: $(VENV)/.dev
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+bench: $(VENV)/.dev
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .hypothesis backfill-work

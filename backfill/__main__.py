@@ -1,0 +1,5 @@
+"""`python -m backfill` runs the command line."""
+
+from backfill.cli import main
+
+main()

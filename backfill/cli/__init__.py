@@ -1,0 +1,8 @@
+"""The command line (DESIGN §11). Each command lives in a module of its own and registers on `app`."""
+
+from __future__ import annotations
+
+from backfill.cli import config_cmd  # noqa: F401  (registers its commands)
+from backfill.cli._app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,301 @@
+"""The engine's settings: typed, validated once, from `backfill.toml` and `BACKFILL_…` variables.
+
+Precedence: environment variables over the TOML file over defaults. A key `[dmp] rate` is
+overridden by `BACKFILL_DMP_RATE`; sections have no underscore in their names, so the first
+underscore after the prefix always separates section and key. With no file at all,
+`BACKFILL_DPI_URL`, `BACKFILL_LEDGER_URL` and `BACKFILL_DMP_URL` suffice: every other key has the
+default of the synthetic establishment (a fake FINESS, test OIDs).
+
+Any problem becomes one `ConfigError` naming the key and the file or variable it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from backfill.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "DmpSettings",
+    "DpiSettings",
+    "EstablishmentSettings",
+    "LedgerSettings",
+    "LoggingSettings",
+    "RulesSettings",
+    "RunSettings",
+    "Settings",
+    "VihfSettings",
+    "load_settings",
+]
+
+DEFAULT_CONFIG_FILE = Path("backfill.toml")
+ENV_PREFIX = "BACKFILL_"
+
+# The TOML file being loaded; a context variable so Settings stays one importable class.
+_loading_file: ContextVar[Path | None] = ContextVar("_loading_file", default=None)
+
+_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+_FINESS = re.compile(r"^(?:[0-9]{2}|2A|2B)[0-9]{7}$")
+
+
+def _check_oid(value: str) -> str:
+    if not _OID.match(value) or len(value) > 64:
+        raise ValueError("must be an OID: digits separated by dots, e.g. 1.2.250.1.999.42")
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EstablishmentSettings(_Section):
+    """Who sends: the establishment, as the CDA custodian and the XDS author institution."""
+
+    finess_geo: str = Field("999999990", description="FINESS géographique (EG), 9 characters")
+    finess_legal: str = Field("999999982", description="FINESS juridique (EJ), 9 characters")
+    name: str = Field("CH Fictif de Test", min_length=1, max_length=200)
+    oid_root: str = Field(
+        "1.2.250.1.999.42",
+        description="the establishment's OID; IPPs, stays and document sets are identified under it",
+    )
+    facility_type_code: str = Field("SA01", description="JDV_J02 healthcareFacilityTypeCode")
+
+    @field_validator("finess_geo", "finess_legal")
+    @classmethod
+    def _finess(cls, value: str) -> str:
+        if not _FINESS.match(value):
+            raise ValueError("must be a FINESS number: 9 characters, digits (2A/2B for Corsica)")
+        return value
+
+    _oid = field_validator("oid_root")(classmethod(lambda cls, v: _check_oid(v)))
+
+    @property
+    def ipp_oid(self) -> str:
+        """Assigning authority of the IPP (the patient's local id)."""
+        return f"{self.oid_root}.1"
+
+    @property
+    def stay_oid(self) -> str:
+        """Root of the encounter ids."""
+        return f"{self.oid_root}.2"
+
+    @property
+    def document_set_oid(self) -> str:
+        """Root of the CDA setIds (versions of one document share it)."""
+        return f"{self.oid_root}.3"
+
+    @property
+    def source_oid(self) -> str:
+        """XDS SubmissionSet.sourceId: this sending system."""
+        return f"{self.oid_root}.4"
+
+
+class DpiSettings(_Section):
+    """The DPI database, read only, through the five relations of the DPI contract."""
+
+    url: str | None = Field(None, description="SQLAlchemy URL of the DPI (views of the contract)")
+    fetch_size: int = Field(
+        5000, ge=100, le=1_000_000, description="rows per round trip when streaming"
+    )
+    content_root: Path | None = Field(
+        None, description="folder that `file:` content URIs must stay inside (None: anywhere)"
+    )
+
+
+class LedgerSettings(_Section):
+    """The engine's own state (tables `bf_…`)."""
+
+    url: str = Field("sqlite:///backfill-ledger.sqlite", description="SQLAlchemy URL of the ledger")
+
+
+class DmpSettings(_Section):
+    """The DMP endpoint and how hard the engine may push it."""
+
+    url: str | None = Field(
+        None, description="base URL of the DMP services, e.g. https://…/si-dmp-server/v2/services"
+    )
+    tls_cert: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
+    tls_key: Path | None = Field(None, description="private key (PEM) of the client certificate")
+    ca_bundle: Path | None = Field(None, description="CA bundle that signs the DMP's certificate")
+    rate: float = Field(10.0, gt=0, le=10_000, description="documents per second, at most")
+    concurrency: int = Field(4, ge=1, le=256, description="requests in flight, at most")
+    connect_timeout: float = Field(10.0, gt=0, le=600)
+    read_timeout: float = Field(60.0, gt=0, le=3600)
+    max_documents_per_set: int = Field(10, ge=1, le=1000)
+    max_bytes_per_set: int = Field(20_000_000, ge=10_000, le=2_000_000_000)
+    max_attempts: int = Field(8, ge=1, le=100, description="attempts per document before giving up")
+    max_retry_wait: float = Field(
+        60.0, gt=0, le=3600, description="longer waits leave the run and become next_attempt_at"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+
+class RulesSettings(_Section):
+    """Which selection rule file to apply."""
+
+    file: str = Field(
+        "history-5y.toml", description="a shipped rule file's name, or the path of your own"
+    )
+
+
+class VihfSettings(_Section):
+    """The VIHF SAML assertion sent with each request (indirect authentication)."""
+
+    structure_id: str | None = Field(
+        None, description="Identifiant_Structure; default: 1 + the geographic FINESS"
+    )
+    subject_id: str = Field("dmp-backfill", min_length=1)
+    role: str = Field("AUTOMATE", description="JDV_J65 subject:role for automated processing")
+    sector: str = Field("SA01^1.2.250.1.71.4.2.4", description="Secteur_Activite (JDV_J61)")
+    lps_name: str = Field("dmp-backfill", min_length=1)
+    lps_version: str = Field("0.1.0", min_length=1)
+    lps_id: str = Field("dmp-backfill", min_length=1)
+    homologation_id: str = Field("NON-HOMOLOGUE", min_length=1)
+
+
+class RunSettings(_Section):
+    """How a run behaves."""
+
+    lookahead_days: int = Field(7, ge=0, le=365)
+    no_dmp_recheck_days: int = Field(30, ge=1, le=3650)
+    lock_file: Path = Field(Path("backfill.lock"))
+    metrics_file: Path | None = Field(
+        None, description="Prometheus textfile written at the end of a run"
+    )
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseSettings):
+    """Every setting of the engine. Build it with `load_settings`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+        frozen=True,
+    )
+    _source_file: Path | None = PrivateAttr(default=None)
+
+    establishment: EstablishmentSettings = EstablishmentSettings()
+    dpi: DpiSettings = DpiSettings()
+    ledger: LedgerSettings = LedgerSettings()
+    dmp: DmpSettings = DmpSettings()
+    rules: RulesSettings = RulesSettings()
+    vihf: VihfSettings = VihfSettings()
+    run: RunSettings = RunSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _loading_file.get()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @property
+    def source_file(self) -> Path | None:
+        """The TOML file these settings were read from, if any."""
+        return self._source_file
+
+    @property
+    def structure_id(self) -> str:
+        return self.vihf.structure_id or f"1{self.establishment.finess_geo}"
+
+    def require(self, *dotted: str) -> None:
+        """Fail with a ConfigError if any of these keys (e.g. "dpi.url") has no value."""
+        for key in dotted:
+            section, name = key.split(".", 1)
+            if getattr(getattr(self, section), name) is None:
+                raise ConfigError(
+                    f"{key} is not set: put `{name} = …` under [{section}] in "
+                    f"{self._source_file or DEFAULT_CONFIG_FILE} or set {_env_name(section, name)}"
+                )
+
+
+def _env_name(section: str, name: str) -> str:
+    return f"{ENV_PREFIX}{section}_{name}".upper()
+
+
+def _describe(error: dict[str, Any], toml_file: Path | None, toml_data: dict[str, Any]) -> str:
+    loc = [str(p) for p in error["loc"]]
+    key = ".".join(loc) or "(file)"
+    source = "default"
+    if len(loc) >= 2 and _env_name(loc[0], loc[1]) in os.environ:
+        source = _env_name(loc[0], loc[1])
+    elif toml_file is not None:
+        node: Any = toml_data
+        for part in loc:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None or (loc and loc[0] in toml_data):
+            source = str(toml_file)
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (check its spelling and its section)"
+    if len(loc) == 1 and loc[0] in toml_data and not isinstance(toml_data[loc[0]], dict):
+        message = f"[{loc[0]}] must be a table of keys"
+    return f"{source}: {key}: {message}"
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Read `config_file` (else `./backfill.toml` if present) and the environment, validated.
+
+    A file that was asked for but is missing, unparsable TOML, an unknown key, a value of the
+    wrong type: each gives a ConfigError naming the key and the file or variable.
+    """
+    path = config_file
+    if path is None and DEFAULT_CONFIG_FILE.is_file():
+        path = DEFAULT_CONFIG_FILE
+    toml_data: dict[str, Any] = {}
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"{path}: configuration file not found")
+        try:
+            toml_data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot be read: {exc}") from None
+
+    token = _loading_file.set(path)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        lines = [_describe(e, path, toml_data) for e in exc.errors()]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+    finally:
+        _loading_file.reset(token)
+    settings._source_file = path
+    return settings

@@ -1,0 +1,165 @@
+"""The DPI contract as SQLAlchemy Core tables, and the DDL file they must agree with.
+
+`sql/dpi_contract.sql` is the text people read and run; these tables are what the engine
+queries. `tests/integration/test_dpi_contract.py` creates the schema from each one, reflects it
+and compares, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine
+
+__all__ = [
+    "DOCUMENT_KINDS",
+    "DOCUMENT_STATUSES",
+    "ENCOUNTER_TYPES",
+    "IDENTITY_STATUSES",
+    "STAY_STATUSES",
+    "contract_ddl",
+    "create_contract",
+    "dpi_author",
+    "dpi_document",
+    "dpi_patient",
+    "dpi_stay",
+    "dpi_unit",
+    "metadata",
+]
+
+IDENTITY_STATUSES = ("PROV", "RECUP", "VALI", "QUAL")
+ENCOUNTER_TYPES = ("IMP", "AMB", "EMER", "EXTERNE")
+STAY_STATUSES = ("planned", "in_progress", "finished", "cancelled")
+DOCUMENT_KINDS = ("LDL", "CRH", "CRO", "CR_CONSULT", "CR_URG", "CR_BIO", "CR_IMG", "ORDO", "OTHER")
+DOCUMENT_STATUSES = ("draft", "validated", "cancelled")
+
+metadata = MetaData()
+
+dpi_patient = Table(
+    "dpi_patient",
+    metadata,
+    Column("ipp", String(64), primary_key=True),
+    Column("ins_matricule", String(32)),
+    Column("ins_oid", String(64)),
+    Column("identity_status", String(8), nullable=False),
+    Column("identity_doubtful", Boolean, nullable=False),
+    Column("identity_fictitious", Boolean, nullable=False),
+    Column("birth_family_name", String(200)),
+    Column("birth_given_names", String(300)),
+    Column("first_birth_given_name", String(200)),
+    Column("used_family_name", String(200)),
+    Column("used_given_name", String(200)),
+    Column("sex", String(1)),
+    Column("birth_date", Date),
+    Column("birth_place_code", String(5)),
+    Column("deceased", Boolean, nullable=False),
+    Column("death_date", Date),
+    Column("dmp_opposition", Boolean, nullable=False),
+)
+
+dpi_unit = Table(
+    "dpi_unit",
+    metadata,
+    Column("unit_code", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("practice_setting_code", String(64), nullable=False),
+    Column("computerized_since", Date),
+)
+
+dpi_author = Table(
+    "dpi_author",
+    metadata,
+    Column("author_id", String(64), primary_key=True),
+    Column("rpps", String(11)),
+    Column("adeli", String(9)),
+    Column("family_name", String(200), nullable=False),
+    Column("given_name", String(200), nullable=False),
+    Column("specialty_code", String(64)),
+)
+
+dpi_stay = Table(
+    "dpi_stay",
+    metadata,
+    Column("stay_id", String(64), primary_key=True),
+    Column("ipp", String(64), nullable=False),
+    Column("encounter_type", String(16), nullable=False),
+    Column("admitted_at", DateTime, nullable=False),
+    Column("discharged_at", DateTime),
+    Column("status", String(16), nullable=False),
+    Column("unit_code", String(64)),
+    Index("ix_dpi_stay_ipp", "ipp"),
+)
+
+dpi_document = Table(
+    "dpi_document",
+    metadata,
+    Column("document_id", String(64), primary_key=True),
+    Column("set_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("ipp", String(64), nullable=False),
+    Column("stay_id", String(64)),
+    Column("kind", String(16), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("author_id", String(64)),
+    Column("legal_authenticator_id", String(64)),
+    Column("authenticated_at", DateTime),
+    Column("unit_code", String(64)),
+    Column("mime_type", String(100)),
+    Column("content", LargeBinary),
+    Column("content_uri", String(1000)),
+    Column("masked_ps", Boolean, nullable=False),
+    Column("invisible_patient", Boolean, nullable=False),
+    Column("invisible_legal_rep", Boolean, nullable=False),
+    Column("sent_live_at", DateTime),
+    Column("dmp_unique_id", String(128)),
+    Index("ix_dpi_document_ipp", "ipp"),
+    Index("ix_dpi_document_set", "set_id", "version"),
+)
+
+# The only non-portable type name in the DDL file.
+_BINARY_BY_DIALECT = {"postgresql": "BYTEA", "mssql": "VARBINARY(MAX)"}
+
+
+def contract_ddl(sql_text: str, dialect: str) -> list[str]:
+    """The statements of the DDL file's text, with the binary type named for `dialect`.
+
+    The caller reads the file (`backfill.resources.read_sql("dpi_contract.sql")`): connectors
+    do not import the engine.
+    """
+    text = re.sub(r"--[^\n]*", "", sql_text)
+    binary = _BINARY_BY_DIALECT.get(dialect)
+    if binary is not None:
+        text = re.sub(r"\bBLOB\b", binary, text)
+    return [stmt.strip() for stmt in text.split(";") if stmt.strip()]
+
+
+def create_contract(bind: Engine | Connection, sql_text: str | None = None) -> None:
+    """Create the five relations as tables (the synthetic DPI, tests).
+
+    From the Core tables by default; from the DDL file's text when given. Both give the same
+    schema (tested). Existing tables are an error: a DPI is never silently reused.
+    """
+    if sql_text is None:
+        metadata.create_all(bind, checkfirst=False)
+        return
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            create_contract(conn, sql_text)
+        return
+    for stmt in contract_ddl(sql_text, bind.dialect.name):
+        bind.execute(text(stmt))
