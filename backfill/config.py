@@ -67,7 +67,12 @@ class EstablishmentSettings(_Section):
 
     finess_geo: str = Field("999999990", description="FINESS géographique (EG), 9 characters")
     finess_legal: str = Field("999999982", description="FINESS juridique (EJ), 9 characters")
-    name: str = Field("CH Fictif de Test", min_length=1, max_length=200)
+    name: str = Field(
+        "CH Fictif de Test",
+        min_length=1,
+        max_length=200,
+        description="name shown as custodian and author institution",
+    )
     oid_root: str = Field(
         "1.2.250.1.999.42",
         description="the establishment's OID; IPPs, stays and document sets are identified under it",
@@ -133,10 +138,25 @@ class DmpSettings(_Section):
     ca_bundle: Path | None = Field(None, description="CA bundle that signs the DMP's certificate")
     rate: float = Field(10.0, gt=0, le=10_000, description="documents per second, at most")
     concurrency: int = Field(4, ge=1, le=256, description="requests in flight, at most")
-    connect_timeout: float = Field(10.0, gt=0, le=600)
-    read_timeout: float = Field(60.0, gt=0, le=3600)
-    max_documents_per_set: int = Field(10, ge=1, le=1000)
-    max_bytes_per_set: int = Field(20_000_000, ge=10_000, le=2_000_000_000)
+    connect_timeout: float = Field(10.0, gt=0, le=600, description="seconds to open a connection")
+    read_timeout: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="seconds to wait for an answer; then the outcome is ambiguous",
+    )
+    max_documents_per_set: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="a patient's documents are split into sets of at most this many",
+    )
+    max_bytes_per_set: int = Field(
+        20_000_000,
+        ge=10_000,
+        le=2_000_000_000,
+        description="… and of at most this many bytes of CDA",
+    )
     max_attempts: int = Field(8, ge=1, le=100, description="attempts per document before giving up")
     max_retry_wait: float = Field(
         60.0, gt=0, le=3600, description="longer waits leave the run and become next_attempt_at"
@@ -164,29 +184,42 @@ class VihfSettings(_Section):
     structure_id: str | None = Field(
         None, description="Identifiant_Structure; default: 1 + the geographic FINESS"
     )
-    subject_id: str = Field("dmp-backfill", min_length=1)
+    subject_id: str = Field("dmp-backfill", min_length=1, description="subject-id: who acts")
     role: str = Field("AUTOMATE", description="JDV_J65 subject:role for automated processing")
     sector: str = Field("SA01^1.2.250.1.71.4.2.4", description="Secteur_Activite (JDV_J61)")
-    lps_name: str = Field("dmp-backfill", min_length=1)
-    lps_version: str = Field("0.1.0", min_length=1)
-    lps_id: str = Field("dmp-backfill", min_length=1)
-    homologation_id: str = Field("NON-HOMOLOGUE", min_length=1)
+    lps_name: str = Field("dmp-backfill", min_length=1, description="LPS_Nom: the software's name")
+    lps_version: str = Field("0.1.0", min_length=1, description="LPS_Version")
+    lps_id: str = Field("dmp-backfill", min_length=1, description="LPS_ID")
+    homologation_id: str = Field(
+        "NON-HOMOLOGUE", min_length=1, description="LPS_ID_HOMOLOGATION_DMP given by the CNDA"
+    )
 
 
 class RunSettings(_Section):
     """How a run behaves."""
 
-    lookahead_days: int = Field(7, ge=0, le=365)
-    no_dmp_recheck_days: int = Field(30, ge=1, le=3650)
-    lock_file: Path = Field(Path("backfill.lock"))
+    lookahead_days: int = Field(
+        7, ge=0, le=365, description="patients with a stay planned this many days ahead go first"
+    )
+    no_dmp_recheck_days: int = Field(
+        30, ge=1, le=3650, description="a patient without a DMP is asked again after this many days"
+    )
+    lock_file: Path = Field(
+        Path("backfill.lock"), description="held during a run so two runs never overlap"
+    )
     metrics_file: Path | None = Field(
         None, description="Prometheus textfile written at the end of a run"
     )
 
 
 class LoggingSettings(_Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    format: Literal["auto", "json", "console"] = "auto"
+    """Where and how the engine logs (always stderr; never personal data)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+    format: Literal["auto", "json", "console"] = Field(
+        "auto",
+        description="auto: JSON lines when stderr is not a terminal, readable lines when it is",
+    )
 
 
 class Settings(BaseSettings):

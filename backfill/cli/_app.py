@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from backfill.config import Settings, load_settings
 from backfill.errors import BackfillError
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="backfill")
     except BackfillError as exc:
-        err_console.print(f"[bold red]error:[/] {redact_text(str(exc))}", markup=True)
+        err_console.print(f"[bold red]error:[/] {escape(redact_text(str(exc)))}", markup=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         get_logger("backfill").exception("unexpected error")
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {redact_text(str(exc))} "
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(redact_text(str(exc)))} "
             "(the log above has the details; please report it)",
             markup=True,
         )

@@ -1,0 +1,57 @@
+"""The command line's error boundary: one readable line, the contract's exit code, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _backfill(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BACKFILL_") or k == "BACKFILL_SHARED_DIR"
+    }
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "backfill", *args],
+        check=False,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_bad_configuration_exits_2_with_the_key_named(tmp_path: Path) -> None:
+    """A wrong value in backfill.toml: exit 2, the file and key in one message, no traceback."""
+    (tmp_path / "backfill.toml").write_text("[dmp]\nrate = 0\n", encoding="utf-8")
+    result = _backfill("config", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "backfill.toml: dmp.rate: Input should be greater than 0" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_missing_config_file_exits_2(tmp_path: Path) -> None:
+    """--config naming a file that is not there is a configuration error."""
+    result = _backfill("--config", "absent.toml", "config", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "absent.toml: configuration file not found" in result.stderr
+
+
+def test_environment_only_configuration_is_shown(tmp_path: Path) -> None:
+    """With only BACKFILL_* variables, `backfill config` shows them in effect."""
+    result = _backfill("config", cwd=tmp_path, env={"BACKFILL_DPI_URL": "sqlite:///x.sqlite"})
+    assert result.returncode == 0, result.stderr
+    assert '"url": "sqlite:///x.sqlite"' in result.stdout
+
+
+def test_usage_error_is_not_a_traceback(tmp_path: Path) -> None:
+    """An unknown command gets Typer's usage message and exit 2."""
+    result = _backfill("no-such-command", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
