@@ -43,7 +43,7 @@ unit: $(VENV)/.dev
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .hypothesis backfill-work
