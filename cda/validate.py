@@ -1,20 +1,28 @@
 """Checking a CDA document against the official CI-SIS kit.
 
 The XSD check (`CDA_extended.xsd`, lxml) always runs: the schema is loaded once per process.
+The structuration-minimale schematron runs too when saxonche is installed (`cda.schematron`).
+`validate` gives a `Verdict` whose failures are in plain words: what rule, and where.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
 
+from cda import schematron as sch
 from cda.specs import find_specs
 
-__all__ = ["cda_schema", "xsd_errors"]
+__all__ = ["CDA_NS", "Verdict", "cda_schema", "validate", "xsd_errors"]
 
 CDA_NS = "urn:hl7-org:v3"
+# Documents carry their PDF inline: allow big text nodes, refuse entities and the network.
+_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True, remove_comments=False
+)
 
 
 @functools.cache
@@ -34,4 +42,46 @@ def xsd_errors(
     schema = cda_schema(shared_dir)
     if schema.validate(document):
         return []
-    return [f"line {e.line}: {e.message}" for e in schema.error_log]
+    return [f"XSD, line {e.line}: {e.message}" for e in schema.error_log]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of checking one document."""
+
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    checks: tuple[str, ...] = ()
+    """The checks that ran: "xml", "xsd", "schematron"."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def validate(
+    xml: bytes, *, schematron: bool | None = None, shared_dir: str | None = None
+) -> Verdict:
+    """Check one document: well-formed, a ClinicalDocument, XSD, then the schematron.
+
+    `schematron=None` runs it when saxonche is installed, True requires it, False skips it.
+    """
+    try:
+        tree = etree.fromstring(xml, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        return Verdict([f"not well-formed XML: {exc}"], checks=("xml",))
+    if tree.tag != f"{{{CDA_NS}}}ClinicalDocument":
+        return Verdict(
+            [f"not a CDA document: the root element is {tree.tag}, not ClinicalDocument"],
+            checks=("xml",),
+        )
+    failures = xsd_errors(tree, shared_dir)
+    checks: tuple[str, ...] = ("xml", "xsd")
+    warnings: list[str] = []
+    run_schematron = sch.available() if schematron is None else schematron
+    if run_schematron:
+        findings = sch.load(shared_dir).check(xml)
+        failures += [f"schematron: {f.plain()}" for f in findings if f.fails]
+        warnings += [f"schematron: {f.plain()}" for f in findings if not f.fails]
+        checks += ("schematron",)
+    return Verdict(failures, warnings, checks)

@@ -1,0 +1,184 @@
+"""The codes a level-1 document and its XDS entry carry: document kinds, classes, JDV values.
+
+The tables below restate the CI-SIS value sets (JDV) the header uses; a test checks every code,
+coding scheme and display name against the SVS files of `cda-spec/jeuxDeValeurs/`. Author
+specialties (JDV_J01, ~400 codes) are looked up in their SVS file instead of being restated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cda.errors import InvalidDocumentData
+from cda.metadata import Coded
+from cda.valuesets import load_value_set
+
+__all__ = [
+    "CLASS_COMPTE_RENDU",
+    "CONFIDENTIALITY_NORMAL",
+    "DOCUMENT_KINDS",
+    "ENCOUNTER_TYPES",
+    "FACILITY_TYPES",
+    "FORMAT_PDF",
+    "GENDERS",
+    "INVISIBLE_PATIENT",
+    "INVISIBLE_REPRESENTANTS_LEGAUX",
+    "LOINC",
+    "MASQUE_PS",
+    "PRACTICE_SETTINGS",
+    "DocumentKind",
+    "author_specialty",
+    "document_kind",
+    "encounter_type",
+    "facility_type",
+    "practice_setting",
+]
+
+LOINC = "2.16.840.1.113883.6.1"
+TRE_A03_CLASSE = "1.2.250.1.213.1.1.4.1"
+TRE_A07_VISIBILITE = "1.2.250.1.213.1.1.4.13"
+HL7_CONFIDENTIALITY = "2.16.840.1.113883.5.25"
+HL7_GENDER = "2.16.840.1.113883.5.1"
+TRE_R02_SECTEUR = "1.2.250.1.71.4.2.4"
+TRE_A00_CADRE = "1.2.250.1.213.1.1.4.9"
+HL7_ACT_CODE = "2.16.840.1.113883.5.4"
+TRE_R213_RENCONTRE = "1.2.250.1.213.1.1.4.2.291"
+TRE_G15_PROFESSION = "1.2.250.1.213.1.1.4.5"
+TRE_A11_FORMAT = "1.3.6.1.4.1.19376.1.2.3"
+
+# TRE_A03 class 10 for every kind we send: the DMP's own example of an LDL (11490-0) carries it,
+# and the other four are "comptes rendus" by name. The official ASS_X04 type→class table was not
+# available to check against (domain/cda-level1.md §2).
+CLASS_COMPTE_RENDU = Coded("10", TRE_A03_CLASSE, "Compte rendu")
+
+FORMAT_PDF = Coded(
+    "urn:ihe:iti:xds-sd:pdf:2008", TRE_A11_FORMAT, "Document à corps non structuré en Pdf/A-1"
+)
+
+CONFIDENTIALITY_NORMAL = Coded("N", HL7_CONFIDENTIALITY, "Normal")
+MASQUE_PS = Coded("MASQUE_PS", TRE_A07_VISIBILITE, "Masqué aux professionnels de santé")
+INVISIBLE_PATIENT = Coded("INVISIBLE_PATIENT", TRE_A07_VISIBILITE, "Non visible par le patient")
+INVISIBLE_REPRESENTANTS_LEGAUX = Coded(
+    "INVISIBLE_REPRESENTANTS_LEGAUX",
+    TRE_A07_VISIBILITE,
+    "Non visible par les représentants légaux du patient",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentKind:
+    """A kind of document of the DPI contract and the codes it is sent with."""
+
+    kind: str
+    type_code: Coded
+    class_code: Coded
+
+
+DOCUMENT_KINDS: dict[str, DocumentKind] = {
+    kind: DocumentKind(kind, Coded(code, LOINC, display), CLASS_COMPTE_RENDU)
+    for kind, code, display in (
+        ("LDL", "11490-0", "Lettre de liaison à la sortie d'un établissement de soins"),
+        ("CRH", "34112-3", "CR hospitalier (séjour)"),
+        ("CRO", "34874-8", "CR opératoire"),
+        ("CR_CONSULT", "11488-4", "CR ou fiche de consultation ou de visite"),
+        ("CR_URG", "15507-7", "CR de passage aux urgences"),
+    )
+}
+
+GENDERS: dict[str, Coded] = {
+    "M": Coded("M", HL7_GENDER, "Masculin"),
+    "F": Coded("F", HL7_GENDER, "Féminin"),
+}
+
+# JDV_J02, the codes a health establishment sending to the DMP can be.
+FACILITY_TYPES: dict[str, Coded] = {
+    code: Coded(code, TRE_R02_SECTEUR, display)
+    for code, display in (
+        ("SA01", "Etablissement public de santé"),
+        ("SA02", "Hôpital militaire du Service de santé des armées"),
+        ("SA03", "Etablissement privé PSPH"),
+        ("SA04", "Etablissement privé non PSPH"),
+        ("SA05", "Centre de santé"),
+        ("SA30", "Autre établissement sanitaire"),
+        ("SA34", "Centre de dialyse"),
+        ("SA36", "Centre anti-cancer"),
+    )
+}
+
+# JDV_J04 (practice setting), without the two codes reserved to the DMP's own services.
+PRACTICE_SETTINGS: dict[str, Coded] = {
+    code: Coded(code, TRE_A00_CADRE, display)
+    for code, display in (
+        ("AMBULATOIRE", "Ambulatoire"),
+        ("AMO", "Organisme d'assurance maladie obligatoire"),
+        ("DEPISTAGE", "Dépistage"),
+        ("ESSMS", "Etablissement ou Service Social ou Médico-Social"),
+        ("ETABLISSEMENT", "Etablissement de santé"),
+        ("HAD", "Hospitalisation à domicile"),
+        ("MAD", "Maintien à domicile"),
+        ("PALLIATIF", "Soins palliatifs"),
+        ("SAD", "Soins à domicile"),
+        ("SAMU_SMUR", "SAMU/SMUR"),
+    )
+}
+
+# JDV_J142 (encounter type).
+ENCOUNTER_TYPES: dict[str, Coded] = {
+    code: Coded(code, scheme, display)
+    for code, scheme, display in (
+        ("IMP", HL7_ACT_CODE, "Hospitalisation (établissement, y compris HAD)"),
+        ("EMER", HL7_ACT_CODE, "Passage aux urgences (établissement)"),
+        ("AMB", HL7_ACT_CODE, "Ambulatoire (hors établissement)"),
+        ("FLD", HL7_ACT_CODE, "Terrain (voie publique, hélicoptère, ambulance, etc.)"),
+        ("HH", HL7_ACT_CODE, "Soins à domicile (hors établissement)"),
+        ("VR", HL7_ACT_CODE, "Virtuelle (exemple : RCP en l'absence du patient)"),
+        ("EXTERNE", TRE_R213_RENCONTRE, "Acte et consultation externe (établissement)"),
+        ("SEANCE", TRE_R213_RENCONTRE, "Séance (établissement ou libéral)"),
+    )
+}
+
+
+def _lookup(table: dict[str, Coded], code: str | None, what: str) -> Coded:
+    found = table.get(code or "")
+    if found is None:
+        known = ", ".join(table)
+        raise InvalidDocumentData(f"{what} {code!r} is not one of {known}")
+    return found
+
+
+def document_kind(kind: str) -> DocumentKind:
+    """The codes of a DPI document kind; InvalidDocumentData for a kind we do not send."""
+    found = DOCUMENT_KINDS.get(kind)
+    if found is None:
+        raise InvalidDocumentData(
+            f"document kind {kind!r} is not sent as a level-1 CDA (sent: {', '.join(DOCUMENT_KINDS)})",
+            reason="kind_not_selected",
+        )
+    return found
+
+
+def facility_type(code: str) -> Coded:
+    return _lookup(FACILITY_TYPES, code, "the facility type (JDV_J02)")
+
+
+def practice_setting(code: str) -> Coded:
+    return _lookup(PRACTICE_SETTINGS, code, "the practice setting (JDV_J04)")
+
+
+def encounter_type(code: str) -> Coded:
+    return _lookup(ENCOUNTER_TYPES, code, "the encounter type (JDV_J142)")
+
+
+def author_specialty(code: str | None) -> Coded | None:
+    """The JDV_J01 specialty of an author, or None when the code is absent or not in the set.
+
+    An unknown specialty is left out rather than refused: the element is optional, and a wrong
+    code would fail the schematron.
+    """
+    if not code:
+        return None
+    try:
+        concept = load_value_set("JDV_J01").get(code)
+    except (OSError, ValueError):
+        return None
+    return None if concept is None else Coded(concept.code, concept.scheme, concept.display)

@@ -1,0 +1,174 @@
+"""The ANS "structuration minimale" schematron, compiled once and run on built documents.
+
+The schematron is XSLT-2 only (DESIGN §6). It is turned into an XSLT stylesheet with the ISO
+Schematron XSLT-1 pipeline lxml ships (include → abstract-expand → svrl, with `queryBinding` set
+to `xslt` so that pipeline accepts it), then compiled with saxonche, an XSLT-3 processor, from
+inside the structurationMinimale folder so the rules' `doc('include/voc-…')` calls find their
+value sets. The generated stylesheet is cached on disk under a key made of the schematron files'
+hash; compiling it with Saxon (~15 s) happens once per process. saxonche is the optional
+`validation` extra: without it `available()` is False and callers skip this check.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree, isoschematron
+
+try:
+    import saxonche
+except ImportError:  # the optional `validation` extra
+    saxonche = None
+
+from cda.specs import find_specs
+
+__all__ = ["CACHE_DIR_ENV", "Finding", "Schematron", "SchematronUnavailable", "available", "load"]
+
+CACHE_DIR_ENV = "BACKFILL_CACHE_DIR"
+_SVRL = "{http://purl.oclc.org/dsdl/svrl}"
+# Roles that make a document fail; ART-DECOR marks advisory rules "warning" or "info".
+_FAILING_ROLES = frozenset({"", "error", "fatal"})
+
+
+class SchematronUnavailable(RuntimeError):
+    """saxonche is not installed, or the schematron cannot be compiled."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One fired rule: its message, where in the document, and whether it fails the document."""
+
+    text: str
+    location: str
+    test: str
+    role: str
+
+    @property
+    def fails(self) -> bool:
+        return self.role in _FAILING_ROLES
+
+    def plain(self) -> str:
+        return f"{self.text} (at {self.location})"
+
+
+def available() -> bool:
+    """True when saxonche can be imported (the `validation` extra)."""
+    return saxonche is not None
+
+
+def cache_dir() -> Path:
+    """Where generated stylesheets are kept: BACKFILL_CACHE_DIR, else the user's cache folder."""
+    explicit = os.environ.get(CACHE_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dmp-backfill"
+
+
+def _fingerprint(folder: Path) -> str:
+    digest = hashlib.sha256(etree.__version__.encode())
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:24]
+
+
+def _generate_stylesheet(schematron: Path) -> bytes:
+    """The svrl XSLT of the schematron, by lxml's ISO Schematron XSLT-1 pipeline."""
+    steps = Path(isoschematron.__file__).parent / "resources" / "xsl" / "iso-schematron-xslt1"
+    document = etree.parse(str(schematron))
+    # The XSLT-1 skeleton refuses "xslt2"; the stylesheet it writes is run by an XSLT-3 engine.
+    document.getroot().set("queryBinding", "xslt")
+    included = etree.XSLT(etree.parse(str(steps / "iso_dsdl_include.xsl")))(document)
+    expanded = etree.XSLT(etree.parse(str(steps / "iso_abstract_expand.xsl")))(included)
+    svrl = etree.XSLT(etree.parse(str(steps / "iso_svrl_for_xslt1.xsl")))(
+        expanded, **{"allow-foreign": "'true'", "generate-fired-rule": "'false'"}
+    )
+    return etree.tostring(svrl, encoding="UTF-8")
+
+
+def cached_stylesheet(schematron: Path) -> bytes:
+    """The generated stylesheet, from the disk cache when the schematron files are unchanged."""
+    key = _fingerprint(schematron.parent)
+    target = cache_dir() / f"strucmin-{key}.xsl"
+    if target.is_file():
+        return target.read_bytes()
+    stylesheet = _generate_stylesheet(schematron)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(stylesheet)
+        partial.replace(target)
+    except OSError:
+        pass  # a read-only cache only costs the generation time next run
+    return stylesheet
+
+
+_XPATH_STEP = re.compile(r"\*\[local-name\(\)='([^']*)' and namespace-uri\(\)='[^']*'\]")
+_XPATH_NOISE = re.compile(r"\*:|\[namespace-uri\(\)='[^']*'\]")
+
+
+def _readable_location(location: str) -> str:
+    """`/ClinicalDocument/code[1]` rather than the namespace-proof XPath Saxon writes."""
+    return _XPATH_NOISE.sub("", _XPATH_STEP.sub(r"\1", location)) or "/"
+
+
+class Schematron:
+    """A compiled schematron. `check` is thread-safe (one document at a time)."""
+
+    def __init__(self, schematron: Path) -> None:
+        if not available():
+            raise SchematronUnavailable(
+                "the schematron check needs saxonche (pip install 'dmp-backfill[validation]')"
+            )
+        self._lock = threading.Lock()
+        self._processor = saxonche.PySaxonProcessor(license=False)
+        compiler = self._processor.new_xslt30_processor()
+        # doc('include/voc-…') in the rules resolves against this folder.
+        compiler.set_cwd(str(schematron.parent))
+        try:
+            self._executable = compiler.compile_stylesheet(
+                stylesheet_text=cached_stylesheet(schematron).decode("utf-8")
+            )
+        except saxonche.PySaxonApiError as exc:
+            raise SchematronUnavailable(f"the schematron did not compile: {exc}") from None
+
+    def check(self, xml: bytes) -> list[Finding]:
+        """Every failed assert and successful report of the document (failing or advisory)."""
+        with self._lock:
+            try:
+                node = self._processor.parse_xml(xml_text=xml.decode("utf-8"))
+                report = self._executable.transform_to_string(xdm_node=node)
+            except (saxonche.PySaxonApiError, UnicodeDecodeError) as exc:
+                return [Finding(f"the schematron could not run: {exc}", "/", "", "error")]
+        if report is None:
+            return [Finding("the schematron produced no report", "/", "", "error")]
+        root = etree.fromstring(report.encode("utf-8"))
+        findings = []
+        for fired in root.iter(f"{_SVRL}failed-assert", f"{_SVRL}successful-report"):
+            text = " ".join("".join(fired.itertext()).split())
+            findings.append(
+                Finding(
+                    text=text,
+                    location=_readable_location(fired.get("location", "")),
+                    test=fired.get("test", ""),
+                    role=(fired.get("role") or "").lower(),
+                )
+            )
+        return findings
+
+
+@functools.cache
+def _load(schematron: Path) -> Schematron:
+    return Schematron(schematron)
+
+
+def load(shared_dir: str | None = None) -> Schematron:
+    """The compiled structuration-minimale schematron (compiled once per process)."""
+    return _load(find_specs(shared_dir).schematron)
