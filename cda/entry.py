@@ -12,7 +12,7 @@ from cda import codes
 from cda.ins import INS
 from cda.metadata import Coded, DocumentEntry, XdsAuthor
 from cda.model import Author, DocumentInput, Establishment, Patient
-from cda.timefmt import xds_dtm
+from cda.timefmt import to_instant, xds_dtm
 
 __all__ = [
     "PS_ID_ROOT",
@@ -116,8 +116,15 @@ def document_title(document: DocumentInput) -> str:
 
 
 def service_period(document: DocumentInput) -> tuple[dt.datetime, dt.datetime | None]:
-    """Start and stop of the care the document reports: the stay, else the document's own date."""
+    """Start and stop of the care the document reports: the stay, else the document's own date.
+
+    The stop is left out unless it is after the start: the CDA datatype rules refuse an interval
+    whose low and high are equal, and a stop before the start is bad data, not a period.
+    """
     stay = document.stay
     if stay is None:
-        return document.created_at, document.created_at
-    return stay.admitted_at, stay.discharged_at
+        return document.created_at, None
+    start, stop = stay.admitted_at, stay.discharged_at
+    if stop is not None and to_instant(stop) <= to_instant(start):
+        stop = None
+    return start, stop

@@ -1,0 +1,140 @@
+"""Built documents pass the ANS structuration-minimale schematron, and broken ones are caught.
+
+The schematron is compiled once for the session (~15 s); hypothesis examples stay few here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from cda import schematron as sch
+from cda.build import build_document
+from cda.examples import ESTABLISHMENT, example_documents
+from cda.validate import validate
+from tests.unit.cda_strategies import KINDS, documents, patients
+
+NS = {"h": "urn:hl7-org:v3"}
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "cda"
+
+
+@pytest.fixture(scope="session")
+def strucmin(specs) -> sch.Schematron:
+    if not sch.available():
+        pytest.skip("saxonche is not installed (the `validation` extra)")
+    return sch.load(str(specs.root))
+
+
+@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_generated_documents_of_every_kind_pass_with_no_failed_assert(strucmin, data) -> None:
+    kind = data.draw(st.sampled_from(KINDS))
+    built = build_document(data.draw(documents(kind)), data.draw(patients()), ESTABLISHMENT)
+    findings = strucmin.check(built.xml)
+    # Advisory rules may fire on odd generated names (e.g. one starting with a quote); none may fail.
+    assert [f for f in findings if f.fails] == [], findings
+
+
+@pytest.mark.parametrize("name", sorted(example_documents()))
+def test_samples_pass_xsd_and_schematron(strucmin, name: str) -> None:
+    verdict = validate((SAMPLES / f"{name}.xml").read_bytes(), schematron=True)
+    assert verdict.checks == ("xml", "xsd", "schematron")
+    assert (verdict.failures, verdict.warnings) == ([], [])
+
+
+def test_the_ans_level1_example_passes(strucmin, specs) -> None:
+    example = specs.cda_spec / "ExemplesCDA" / "DOC_NON_STRUCTURE_CDA-R2-N1.xml"
+    assert validate(example.read_bytes(), schematron=True).failures == []
+
+
+def _drop(path: str) -> Callable[[etree._Element], None]:
+    def change(tree: etree._Element) -> None:
+        for found in tree.xpath(path, namespaces=NS):
+            found.getparent().remove(found)
+
+    return change
+
+
+def _set(path: str, attribute: str, value: str | None) -> Callable[[etree._Element], None]:
+    def change(tree: etree._Element) -> None:
+        for found in tree.xpath(path, namespaces=NS):
+            if value is None:
+                del found.attrib[attribute]
+            else:
+                found.set(attribute, value)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(
+            _drop("h:templateId[@root='1.3.6.1.4.1.19376.1.2.20']"),
+            'le templateId "1.3.6.1.4.1.19376.1.2.20" est obligatoire',
+            id="xds-sd-templateId-removed",
+        ),
+        pytest.param(
+            _set("h:code", "code", "99999-9"),
+            "value set '1.2.250.1.213.1.1.5.471' JDV_J07_XdsTypeCode_CISIS (DYNAMIC). (at /ClinicalDocument/code)",
+            id="wrong-loinc",
+        ),
+        pytest.param(
+            _drop("h:legalAuthenticator/h:signatureCode"),
+            "Expected is ( {urn:hl7-org:v3}signatureCode )",
+            id="signatureCode-removed-xsd",
+        ),
+        pytest.param(
+            _set("h:recordTarget//h:family", "qualifier", None),
+            "attribute @qualifier SHALL be present. (at /ClinicalDocument/recordTarget/patientRole/patient/name/family[1])",
+            id="family-without-qualifier",
+        ),
+        pytest.param(
+            _drop("h:recordTarget//h:birthplace"),
+            "les traits de l'INS",
+            id="birthplace-removed",
+        ),
+        pytest.param(
+            _set("h:componentOf//h:healthCareFacility/h:code", "code", "ZZ99"),
+            "JDV_J02_XdsHealthcareFacilityTypeCode_CISIS",
+            id="facility-type-not-in-j02",
+        ),
+        pytest.param(
+            _set("//h:standardIndustryClassCode", "code", "NOPE"),
+            "JDV_J04_XdsPracticeSettingCode_CISIS",
+            id="practice-setting-not-in-j04",
+        ),
+        pytest.param(
+            _drop("h:documentationOf/h:serviceEvent/h:performer"),
+            "Le performer est obligatoire",
+            id="performer-removed",
+        ),
+        pytest.param(
+            _set("h:confidentialityCode", "code", "X"),
+            "'2.16.840.1.113883.1.11.10228' Confidentiality",
+            id="confidentiality-not-hl7",
+        ),
+    ],
+)
+def test_broken_documents_are_caught_with_the_rule_named(strucmin, change, expected: str) -> None:
+    document, patient = example_documents()["ldl"]
+    tree = etree.fromstring(build_document(document, patient, ESTABLISHMENT).xml)
+    change(tree)
+    verdict = validate(
+        etree.tostring(tree, xml_declaration=True, encoding="UTF-8"), schematron=True
+    )
+    assert not verdict.ok
+    assert any(expected in failure for failure in verdict.failures), verdict.failures
+
+
+def test_the_stylesheet_is_cached_on_disk(strucmin, specs, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(sch.CACHE_DIR_ENV, str(tmp_path))
+    first = sch.cached_stylesheet(specs.schematron)
+    cached = list(tmp_path.glob("strucmin-*.xsl"))
+    assert len(cached) == 1
+    assert cached[0].read_bytes() == first == sch.cached_stylesheet(specs.schematron)
