@@ -7,6 +7,7 @@ specialties (JDV_J01, ~400 codes) are looked up in their SVS file instead of bei
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from cda.errors import InvalidDocumentData
@@ -169,6 +170,7 @@ def encounter_type(code: str) -> Coded:
     return _lookup(ENCOUNTER_TYPES, code, "the encounter type (JDV_J142)")
 
 
+@functools.lru_cache(maxsize=4096)
 def author_specialty(code: str | None) -> Coded | None:
     """The JDV_J01 specialty of an author, or None when the code is absent or not in the set.
 

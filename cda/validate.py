@@ -8,13 +8,14 @@ The structuration-minimale schematron runs too when saxonche is installed (`cda.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
 
 from cda import schematron as sch
-from cda.specs import find_specs
+from cda.specs import SHARED_DIR_ENV, find_specs
 
 __all__ = ["CDA_NS", "Verdict", "cda_schema", "validate", "xsd_errors"]
 
@@ -30,9 +31,14 @@ def _schema(path: Path) -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(path)))
 
 
+@functools.lru_cache(maxsize=16)
+def _xsd_path(shared_dir: str | None, environment: str | None) -> Path:
+    return find_specs(shared_dir).cda_xsd
+
+
 def cda_schema(shared_dir: str | None = None) -> etree.XMLSchema:
-    """The compiled CDA_extended.xsd (cached)."""
-    return _schema(find_specs(shared_dir).cda_xsd)
+    """The compiled CDA_extended.xsd (cached, and so is where it was found)."""
+    return _schema(_xsd_path(shared_dir, os.environ.get(SHARED_DIR_ENV)))
 
 
 def xsd_errors(
