@@ -25,7 +25,7 @@ def _rate(count: int, seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--documents", type=int, default=400)
+    parser.add_argument("--documents", type=int, default=1000)
     parser.add_argument("--pdf-kb", type=int, default=100)
     args = parser.parse_args()
 

@@ -9,7 +9,8 @@ of DESIGN §5; nothing else escapes.
 from __future__ import annotations
 
 import base64
-import datetime as dt
+import copy
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from cda.entry import PS_ID_ROOT, STRUCT_ID_ROOT, document_entry, document_title
 from cda.errors import CdaError, InvalidContent, InvalidDocumentData, ValidationFailed
 from cda.identifiers import unique_id_for
 from cda.metadata import Coded, DocumentEntry
-from cda.model import Author, DocumentInput, Establishment, Patient
+from cda.model import DocumentInput, Establishment, Patient
 from cda.timefmt import hl7_date, hl7_ts
 from cda.validate import xsd_errors
 
@@ -115,87 +116,71 @@ def _build(
     unique_id = unique_id_for(establishment.finess_geo, document.document_id)
     start, stop = service_period(document)
 
-    root = etree.Element(_V3 + "ClinicalDocument", nsmap={None: NS})
-    _el(root, "realmCode", code="FR")
-    _el(root, "typeId", root="2.16.840.1.113883.1.3", extension="POCD_HD000040")
-    for template in TEMPLATE_IDS:
-        _el(root, "templateId", root=template)
-    _el(root, "id", root=unique_id)
-    _coded(root, "code", kind.type_code)
-    _el(root, "title").text = document_title(document)
-    _el(root, "effectiveTime", value=hl7_ts(document.created_at))
-    _coded(root, "confidentialityCode", codes.CONFIDENTIALITY_NORMAL)
-    _el(root, "languageCode", code="fr-FR")
-    _el(root, "setId", root=establishment.document_set_oid, extension=document.set_id)
-    _el(root, "versionNumber", value=str(document.version))
+    # The header is a copy of the establishment's skeleton (every element, in schema order)
+    # filled with this document's values; optional elements it does not have are removed.
+    skeleton = _skeleton(establishment, facility)
+    root = copy.copy(skeleton.root)  # lxml copies the whole subtree
+    nodes = list(root.iter())
+    at = {name: nodes[index] for name, index in skeleton.slots.items()}
+    traits = patient.traits
+
+    at["id"].set("root", unique_id)
+    _fill_code(at["code"], kind.type_code)
+    at["title"].text = document_title(document)
+    created = hl7_ts(document.created_at)
+    at["effectiveTime"].set("value", created)
+    at["setId"].set("extension", document.set_id)
+    at["versionNumber"].set("value", str(document.version))
 
     # recordTarget: the INS first, then the IPP; all INS traits (cda-level1.md §1.2).
-    role = _el(_el(root, "recordTarget"), "patientRole")
-    _el(role, "id", root=ins.oid, extension=ins.matricule)
-    _el(role, "id", root=establishment.ipp_oid, extension=patient.ipp)
-    person = _el(role, "patient")
-    traits = patient.traits
-    name = _el(person, "name")
-    _el(name, "family", qualifier="BR").text = traits.birth_family_name
-    _el(name, "given").text = traits.birth_given_names
-    _el(name, "given", qualifier="BR").text = traits.first_birth_given_name
-    if patient.used_family_name and patient.used_family_name.strip():
-        _el(name, "family", qualifier="CL").text = patient.used_family_name
-    if patient.used_given_name and patient.used_given_name.strip():
-        _el(name, "given", qualifier="CL").text = patient.used_given_name
-    _coded(person, "administrativeGenderCode", codes.GENDERS[traits.sex or ""])
-    _el(person, "birthTime", value=hl7_date(traits.birth_date))  # type: ignore[arg-type]
-    place = _el(_el(person, "birthplace"), "place")
-    _el(_el(place, "addr"), "county").text = traits.birth_place_code
+    at["ins"].set("root", ins.oid)
+    at["ins"].set("extension", ins.matricule)
+    at["ipp"].set("extension", patient.ipp)
+    at["family_br"].text = traits.birth_family_name
+    at["given"].text = traits.birth_given_names
+    at["given_br"].text = traits.first_birth_given_name
+    _fill_or_drop(at["family_cl"], patient.used_family_name)
+    _fill_or_drop(at["given_cl"], patient.used_given_name)
+    _fill_code(at["gender"], codes.GENDERS[traits.sex or ""])
+    at["birthTime"].set("value", hl7_date(traits.birth_date))  # type: ignore[arg-type]
+    at["county"].text = traits.birth_place_code
 
-    author = _el(root, "author")
-    _el(author, "time", value=hl7_ts(document.created_at))
-    assigned = _el(author, "assignedAuthor")
-    _el(assigned, "id", root=PS_ID_ROOT, extension=author_id)
+    at["author_time"].set("value", created)
+    at["author_id"].set("extension", author_id)
     specialty = codes.author_specialty(document.author.specialty_code)
-    if specialty is not None:
-        _coded(assigned, "code", specialty)
-    _person(assigned, "assignedPerson", document.author)
-    _organization(assigned, "representedOrganization", establishment)
+    if specialty is None:
+        _drop(at["author_code"])
+    else:
+        _fill_code(at["author_code"], specialty)
+    _fill_or_drop(at["author_given"], document.author.given_name)
+    at["author_family"].text = document.author.family_name
 
-    custodian = _el(_el(root, "custodian"), "assignedCustodian")
-    _organization(custodian, "representedCustodianOrganization", establishment)
+    at["legal_time"].set(
+        "value", hl7_ts(document.authenticated_at) if document.authenticated_at else created
+    )
+    at["legal_id"].set("extension", legal_id)
+    _fill_or_drop(at["legal_given"], legal.given_name)
+    at["legal_family"].text = legal.family_name
 
-    legal_el = _el(root, "legalAuthenticator")
-    _el(legal_el, "time", value=hl7_ts(document.authenticated_at or document.created_at))
-    _el(legal_el, "signatureCode", code="S")
-    entity = _el(legal_el, "assignedEntity")
-    _el(entity, "id", root=PS_ID_ROOT, extension=legal_id)
-    _person(entity, "assignedPerson", legal)
-
-    event = _el(_el(root, "documentationOf"), "serviceEvent")
-    _period(event, start, stop)
-    performer = _el(event, "performer", typeCode="PRF")
-    performer_entity = _el(performer, "assignedEntity")
-    _el(performer_entity, "id", root=PS_ID_ROOT, extension=author_id)
-    organization = _organization(performer_entity, "representedOrganization", establishment)
-    _coded(organization, "standardIndustryClassCode", setting)
+    low, high = hl7_ts(start), hl7_ts(stop) if stop is not None else None
+    at["event_low"].set("value", low)
+    _fill_or_drop(at["event_high"], high, attribute="value")
+    at["performer_id"].set("extension", author_id)
+    _fill_code(at["setting"], setting)
 
     if document.replaces:
-        related = _el(root, "relatedDocument", typeCode="RPLC")
-        _el(_el(related, "parentDocument"), "id", root=document.replaces)
+        at["parent_id"].set("root", document.replaces)
+    else:
+        _drop(at["related"])
 
-    encompassing = _el(_el(root, "componentOf"), "encompassingEncounter")
     if stay is not None and encounter is not None:
-        _el(encompassing, "id", root=establishment.stay_oid, extension=stay.stay_id)
-        _coded(encompassing, "code", encounter)
-    _period(encompassing, start, stop)
-    facility_el = _el(_el(encompassing, "location"), "healthCareFacility")
-    _coded(facility_el, "code", facility)
-
-    body = _el(_el(root, "component"), "nonXMLBody")
-    # The base64 body is spliced into the serialised header instead of going through the tree:
-    # its alphabet needs no escaping and the schema types it as plain text, so validating and
-    # serialising the header with a short placeholder checks the same thing at a fraction of the
-    # cost of copying, scanning and escaping the whole PDF three times.
-    _el(
-        body, "text", mediaType=PDF_MEDIA_TYPE, representation="B64"
-    ).text = _BODY_PLACEHOLDER.decode()
+        at["encounter_id"].set("extension", stay.stay_id)
+        _fill_code(at["encounter_code"], encounter)
+    else:
+        _drop(at["encounter_id"])
+        _drop(at["encounter_code"])
+    at["encounter_low"].set("value", low)
+    _fill_or_drop(at["encounter_high"], high, attribute="value")
 
     if xsd_check:
         failures = xsd_errors(root)
@@ -219,6 +204,131 @@ def _build(
     return BuiltDocument(xml=xml, unique_id=unique_id, sha1=sha1, size=len(xml), entry=entry)
 
 
+@dataclass(frozen=True, slots=True)
+class _Skeleton:
+    """Every header element of one establishment's documents, and where the variable ones are."""
+
+    root: etree._Element
+    slots: dict[str, int]
+
+
+@functools.lru_cache(maxsize=16)
+def _skeleton(establishment: Establishment, facility: Coded) -> _Skeleton:
+    slots: dict[str, etree._Element] = {}
+
+    def slot(name: str, element: etree._Element) -> etree._Element:
+        slots[name] = element
+        return element
+
+    def coded(parent: etree._Element, tag: str) -> etree._Element:
+        return _el(parent, tag, code="", codeSystem="", displayName="")
+
+    def person(parent: etree._Element, tag: str, prefix: str) -> None:
+        name = _el(_el(parent, tag), "name")
+        slot(f"{prefix}_given", _el(name, "given"))
+        slot(f"{prefix}_family", _el(name, "family"))
+
+    def period(parent: etree._Element, prefix: str) -> None:
+        effective = _el(parent, "effectiveTime")
+        slot(f"{prefix}_low", _el(effective, "low", value=""))
+        slot(f"{prefix}_high", _el(effective, "high", value=""))
+
+    root = etree.Element(_V3 + "ClinicalDocument", nsmap={None: NS})
+    _el(root, "realmCode", code="FR")
+    _el(root, "typeId", root="2.16.840.1.113883.1.3", extension="POCD_HD000040")
+    for template in TEMPLATE_IDS:
+        _el(root, "templateId", root=template)
+    slot("id", _el(root, "id", root=""))
+    slot("code", coded(root, "code"))
+    slot("title", _el(root, "title"))
+    slot("effectiveTime", _el(root, "effectiveTime", value=""))
+    _coded(root, "confidentialityCode", codes.CONFIDENTIALITY_NORMAL)
+    _el(root, "languageCode", code="fr-FR")
+    slot("setId", _el(root, "setId", root=establishment.document_set_oid, extension=""))
+    slot("versionNumber", _el(root, "versionNumber", value=""))
+
+    role = _el(_el(root, "recordTarget"), "patientRole")
+    slot("ins", _el(role, "id", root="", extension=""))
+    slot("ipp", _el(role, "id", root=establishment.ipp_oid, extension=""))
+    patient = _el(role, "patient")
+    name = _el(patient, "name")
+    slot("family_br", _el(name, "family", qualifier="BR"))
+    slot("given", _el(name, "given"))
+    slot("given_br", _el(name, "given", qualifier="BR"))
+    slot("family_cl", _el(name, "family", qualifier="CL"))
+    slot("given_cl", _el(name, "given", qualifier="CL"))
+    slot("gender", coded(patient, "administrativeGenderCode"))
+    slot("birthTime", _el(patient, "birthTime", value=""))
+    place = _el(_el(patient, "birthplace"), "place")
+    slot("county", _el(_el(place, "addr"), "county"))
+
+    author = _el(root, "author")
+    slot("author_time", _el(author, "time", value=""))
+    assigned = _el(author, "assignedAuthor")
+    slot("author_id", _el(assigned, "id", root=PS_ID_ROOT, extension=""))
+    slot("author_code", coded(assigned, "code"))
+    person(assigned, "assignedPerson", "author")
+    _organization(assigned, "representedOrganization", establishment)
+
+    custodian = _el(_el(root, "custodian"), "assignedCustodian")
+    _organization(custodian, "representedCustodianOrganization", establishment)
+
+    legal = _el(root, "legalAuthenticator")
+    slot("legal_time", _el(legal, "time", value=""))
+    _el(legal, "signatureCode", code="S")
+    entity = _el(legal, "assignedEntity")
+    slot("legal_id", _el(entity, "id", root=PS_ID_ROOT, extension=""))
+    person(entity, "assignedPerson", "legal")
+
+    event = _el(_el(root, "documentationOf"), "serviceEvent")
+    period(event, "event")
+    performer = _el(_el(event, "performer", typeCode="PRF"), "assignedEntity")
+    slot("performer_id", _el(performer, "id", root=PS_ID_ROOT, extension=""))
+    organization = _organization(performer, "representedOrganization", establishment)
+    slot("setting", coded(organization, "standardIndustryClassCode"))
+
+    related = slot("related", _el(root, "relatedDocument", typeCode="RPLC"))
+    slot("parent_id", _el(_el(related, "parentDocument"), "id", root=""))
+
+    encounter = _el(_el(root, "componentOf"), "encompassingEncounter")
+    slot("encounter_id", _el(encounter, "id", root=establishment.stay_oid, extension=""))
+    slot("encounter_code", coded(encounter, "code"))
+    period(encounter, "encounter")
+    _coded(_el(_el(encounter, "location"), "healthCareFacility"), "code", facility)
+
+    body = _el(_el(root, "component"), "nonXMLBody")
+    # The base64 body is spliced into the serialised header instead of going through the tree:
+    # its alphabet needs no escaping and the schema types it as plain text, so validating and
+    # serialising the header with a short placeholder checks the same thing at a fraction of the
+    # cost of copying, scanning and escaping the whole PDF three times.
+    _el(
+        body, "text", mediaType=PDF_MEDIA_TYPE, representation="B64"
+    ).text = _BODY_PLACEHOLDER.decode("ascii")
+
+    order = {element: index for index, element in enumerate(root.iter())}
+    return _Skeleton(root, {name: order[element] for name, element in slots.items()})
+
+
+def _drop(element: etree._Element) -> None:
+    element.getparent().remove(element)
+
+
+def _fill_or_drop(element: etree._Element, value: str | None, attribute: str | None = None) -> None:
+    """Put a value in an optional element, or remove the element when there is none."""
+    if value is None or not value.strip():
+        _drop(element)
+    elif attribute is None:
+        element.text = value
+    else:
+        element.set(attribute, value)
+
+
+def _fill_code(element: etree._Element, value: Coded) -> None:
+    element.set("code", value.code)
+    element.set("codeSystem", value.scheme)
+    element.set("displayName", value.display)
+
+
 def _el(parent: etree._Element, tag: str, **attributes: str) -> etree._Element:
     return etree.SubElement(parent, _V3 + tag, attributes)
 
@@ -227,22 +337,8 @@ def _coded(parent: etree._Element, tag: str, value: Coded) -> etree._Element:
     return _el(parent, tag, code=value.code, codeSystem=value.scheme, displayName=value.display)
 
 
-def _person(parent: etree._Element, tag: str, person: Author) -> None:
-    name = _el(_el(parent, tag), "name")
-    if person.given_name and person.given_name.strip():
-        _el(name, "given").text = person.given_name
-    _el(name, "family").text = person.family_name
-
-
 def _organization(parent: etree._Element, tag: str, establishment: Establishment) -> etree._Element:
     organization = _el(parent, tag)
     _el(organization, "id", root=STRUCT_ID_ROOT, extension=establishment.struct_id)
     _el(organization, "name").text = establishment.name
     return organization
-
-
-def _period(parent: etree._Element, start: dt.datetime, stop: dt.datetime | None) -> None:
-    period = _el(parent, "effectiveTime")
-    _el(period, "low", value=hl7_ts(start))
-    if stop is not None:
-        _el(period, "high", value=hl7_ts(stop))

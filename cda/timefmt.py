@@ -26,7 +26,22 @@ def to_instant(value: dt.datetime) -> dt.datetime:
 def hl7_ts(value: dt.datetime) -> str:
     """`YYYYMMDDhhmmss+ZZZZ`: Paris wall-clock time with its offset at that instant."""
     local = to_instant(value).astimezone(PARIS)
-    return local.strftime("%Y%m%d%H%M%S%z")
+    offset = local.utcoffset() or dt.timedelta(0)
+    minutes = (offset.days * 86400 + offset.seconds) // 60
+    sign = "+" if minutes >= 0 else "-"
+    minutes = abs(minutes)
+    # %-formatting: a few times faster than strftime, and the builder writes ~10 times per document.
+    return "%04d%02d%02d%02d%02d%02d%s%02d%02d" % (  # noqa: UP031
+        local.year,
+        local.month,
+        local.day,
+        local.hour,
+        local.minute,
+        local.second,
+        sign,
+        minutes // 60,
+        minutes % 60,
+    )
 
 
 def hl7_date(value: dt.date) -> str:
@@ -36,4 +51,12 @@ def hl7_date(value: dt.date) -> str:
 
 def xds_dtm(value: dt.datetime) -> str:
     """XDS DTM `YYYYMMDDhhmmss` in UTC."""
-    return to_instant(value).strftime("%Y%m%d%H%M%S")
+    utc = to_instant(value)
+    return "%04d%02d%02d%02d%02d%02d" % (  # noqa: UP031
+        utc.year,
+        utc.month,
+        utc.day,
+        utc.hour,
+        utc.minute,
+        utc.second,
+    )
