@@ -12,6 +12,7 @@ import base64
 import copy
 import functools
 import hashlib
+import threading
 from dataclasses import dataclass
 
 from lxml import etree
@@ -118,7 +119,7 @@ def _build(
 
     # The header is a copy of the establishment's skeleton (every element, in schema order)
     # filled with this document's values; optional elements it does not have are removed.
-    skeleton = _skeleton(establishment, facility)
+    skeleton = _skeleton(establishment, facility, threading.get_ident())
     root = copy.copy(skeleton.root)  # lxml copies the whole subtree
     nodes = list(root.iter())
     at = {name: nodes[index] for name, index in skeleton.slots.items()}
@@ -212,8 +213,9 @@ class _Skeleton:
     slots: dict[str, int]
 
 
-@functools.lru_cache(maxsize=16)
-def _skeleton(establishment: Establishment, facility: Coded) -> _Skeleton:
+@functools.lru_cache(maxsize=64)
+def _skeleton(establishment: Establishment, facility: Coded, thread: int) -> _Skeleton:
+    # One skeleton per thread: lxml trees are best not shared between threads, even read only.
     slots: dict[str, etree._Element] = {}
 
     def slot(name: str, element: etree._Element) -> etree._Element:

@@ -122,6 +122,47 @@ def test_header_elements_and_values() -> None:
     assert (text.get("mediaType"), text.get("representation")) == ("application/pdf", "B64")
 
 
+@pytest.mark.parametrize(
+    ("created_at", "expected"),
+    [
+        (dt.datetime(2024, 1, 15, 9, 0), "20240115090000+0100"),
+        (dt.datetime(2024, 7, 15, 9, 0), "20240715090000+0200"),
+        (dt.datetime(2024, 3, 31, 1, 30), "20240331013000+0100"),
+        (dt.datetime(2024, 3, 31, 3, 30), "20240331033000+0200"),
+        (dt.datetime(2024, 10, 27, 2, 30), "20241027023000+0200"),
+        (dt.datetime(2024, 10, 27, 3, 30), "20241027033000+0100"),
+    ],
+)
+def test_effective_time_carries_the_offset_of_that_day(
+    created_at: dt.datetime, expected: str
+) -> None:
+    document, patient = _example("ldl")
+    document = dataclasses.replace(document, created_at=created_at, stay=None)
+    built = build_document(document, patient, ESTABLISHMENT)
+    tree = etree.fromstring(built.xml)
+    assert _one(tree, "h:effectiveTime").get("value") == expected
+    assert _one(tree, "h:author/h:time").get("value") == expected
+    assert (
+        _one(tree, "h:documentationOf/h:serviceEvent/h:effectiveTime/h:low").get("value")
+        == expected
+    )
+    assert (
+        tree.xpath("h:documentationOf/h:serviceEvent/h:effectiveTime/h:high", namespaces=NS) == []
+    )
+
+
+def test_documents_built_in_several_threads_are_identical() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    document, patient = _example("cro")
+    expected = build_document(document, patient, ESTABLISHMENT).xml
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(lambda _: build_document(document, patient, ESTABLISHMENT).xml, range(40))
+        )
+    assert set(results) == {expected}
+
+
 def test_a_replacement_carries_rplc_with_the_parent_unique_id() -> None:
     document, patient = _example("crh_v2")
     built = build_document(document, patient, ESTABLISHMENT)
