@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime as dt
 import functools
 import hashlib
 import threading
@@ -90,6 +91,11 @@ def build_document(
             f"document {document.document_id}: a text field holds characters XML cannot carry "
             f"({type(exc).__name__})"
         ) from None
+    except (TypeError, AttributeError) as exc:
+        # A field of the wrong type (a date that is not a date…): bad data, not a crash.
+        raise InvalidDocumentData(
+            f"document {document.document_id}: a field has the wrong type ({exc})"
+        ) from None
 
 
 def _build(
@@ -105,6 +111,8 @@ def _build(
             "the patient, which the DMP refuses",
             reason="visibility_conflict",
         )
+    if not isinstance(document.created_at, dt.datetime):
+        raise InvalidDocumentData(f"document {document.document_id} has no date (created_at)")
     if document.version < 1:
         raise InvalidDocumentData(f"document {document.document_id} has version {document.version}")
     legal = document.legal_authenticator or document.author

@@ -17,7 +17,7 @@ from cda.errors import CdaError, InvalidContent, InvalidDocumentData, InvalidIde
 from cda.examples import DOCTOR, ESTABLISHMENT, example_documents, pdf_bytes
 from cda.identifiers import unique_id_for
 from cda.ins import InsTraits
-from cda.model import Author, DocumentInput, Patient
+from cda.model import Author, DocumentInput, Patient, Stay, Unit
 from cda.validate import xsd_errors
 from tests.unit.cda_strategies import KINDS, documents, patients
 
@@ -285,6 +285,14 @@ def test_unusable_identities_are_refused(change: dict, error: type, reason: str)
         ({"kind": "CR_BIO"}, InvalidDocumentData, "kind_not_selected"),
         ({"title": "bad \x01 title"}, InvalidDocumentData, "invalid_document_data"),
         ({"version": 0}, InvalidDocumentData, "invalid_document_data"),
+        ({"created_at": None}, InvalidDocumentData, "invalid_document_data"),
+        ({"stay": Stay("S", "IMP", None)}, InvalidDocumentData, "invalid_document_data"),
+        (
+            {"stay": Stay("S", "XYZ", dt.datetime(2024, 1, 1))},
+            InvalidDocumentData,
+            "invalid_document_data",
+        ),
+        ({"unit": Unit("U", None, "NOPE")}, InvalidDocumentData, "invalid_document_data"),
     ],
 )
 def test_unusable_documents_are_refused(change: dict, error: type, reason: str) -> None:
