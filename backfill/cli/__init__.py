@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from backfill.cli import config_cmd  # noqa: F401  (registers its commands)
-from backfill.cli import validate_cmd  # noqa: F401
+from backfill.cli import (
+    config_cmd,  # noqa: F401  (registers its commands)
+    validate_cmd,  # noqa: F401
+)
 from backfill.cli._app import app, main
 
 __all__ = ["app", "main"]
