@@ -352,3 +352,11 @@ def test_no_input_makes_anything_but_a_cda_error_escape(specs, fields: dict) -> 
         reason = None
         assert xsd_errors(etree.fromstring(built.xml)) == []
     assert reason is None or reason in REASONS
+
+
+def test_reprs_carry_no_identity() -> None:
+    document, patient = _example("ldl")
+    built = build_document(document, patient, ESTABLISHMENT)
+    shown = repr(patient) + repr(built) + repr(patient.ins()) + repr(patient.traits)
+    for secret in (patient.ins_matricule, "TESTFICTIF", "CAMILLE", "1985"):
+        assert secret not in shown
