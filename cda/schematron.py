@@ -31,6 +31,7 @@ from cda.specs import find_specs
 __all__ = ["CACHE_DIR_ENV", "Finding", "Schematron", "SchematronUnavailable", "available", "load"]
 
 CACHE_DIR_ENV = "BACKFILL_CACHE_DIR"
+_PIPELINE_REVISION = "1"  # bump when `_generate_stylesheet` changes what it writes
 _SVRL = "{http://purl.oclc.org/dsdl/svrl}"
 # Roles that make a document fail; ART-DECOR marks advisory rules "warning" or "info".
 _FAILING_ROLES = frozenset({"", "error", "fatal"})
@@ -72,7 +73,8 @@ def cache_dir() -> Path:
 
 
 def _fingerprint(folder: Path) -> str:
-    digest = hashlib.sha256(etree.__version__.encode())
+    # The lxml version and the pipeline's own revision are part of the key, beside the files.
+    digest = hashlib.sha256(f"{etree.__version__}/{_PIPELINE_REVISION}".encode())
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
