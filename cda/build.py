@@ -115,8 +115,15 @@ def _build(
         raise InvalidDocumentData(f"document {document.document_id} has no date (created_at)")
     if document.version < 1:
         raise InvalidDocumentData(f"document {document.document_id} has version {document.version}")
+    if not patient.ipp or not patient.ipp.strip():
+        raise InvalidDocumentData(f"document {document.document_id}: the patient has no IPP")
     legal = document.legal_authenticator or document.author
     author_id, legal_id = document.author.ps_id, legal.ps_id
+    for person in (document.author, legal):
+        if not (person.family_name or "").strip():
+            raise InvalidDocumentData(
+                f"author {person.author_id or '?'} has no family name", reason="author_unknown"
+            )
     facility = codes.facility_type(establishment.facility_type_code)
     unit = document.unit
     setting = codes.practice_setting(unit.practice_setting_code if unit else "ETABLISSEMENT")
@@ -138,7 +145,8 @@ def _build(
     at["title"].text = document_title(document)
     created = hl7_ts(document.created_at)
     at["effectiveTime"].set("value", created)
-    at["setId"].set("extension", document.set_id)
+    # Versions of one document share its setId; a DPI without sets gives each document its own.
+    at["setId"].set("extension", document.set_id or document.document_id)
     at["versionNumber"].set("value", str(document.version))
 
     # recordTarget: the INS first, then the IPP; all INS traits (cda-level1.md §1.2).

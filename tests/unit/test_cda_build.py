@@ -277,6 +277,7 @@ def test_unusable_identities_are_refused(change: dict, error: type, reason: str)
         ({"author": Author(None, "SANS-RPPS")}, InvalidDocumentData, "author_unknown"),
         ({"author": Author("123", "COURT")}, InvalidDocumentData, "author_unknown"),
         ({"legal_authenticator": Author("", "X")}, InvalidDocumentData, "author_unknown"),
+        ({"author": Author("10001234567", " ")}, InvalidDocumentData, "author_unknown"),
         (
             {"masked_ps": True, "invisible_patient": True},
             InvalidDocumentData,
@@ -352,6 +353,12 @@ def test_no_input_makes_anything_but_a_cda_error_escape(specs, fields: dict) -> 
         reason = None
         assert xsd_errors(etree.fromstring(built.xml)) == []
     assert reason is None or reason in REASONS
+
+
+def test_a_patient_without_ipp_is_refused() -> None:
+    document, patient = _example("ldl")
+    with pytest.raises(InvalidDocumentData, match="no IPP"):
+        build_document(document, dataclasses.replace(patient, ipp=""), ESTABLISHMENT)
 
 
 def test_reprs_carry_no_identity() -> None:
