@@ -9,7 +9,6 @@ of DESIGN §5; nothing else escapes.
 from __future__ import annotations
 
 import base64
-import copy
 import datetime as dt
 import functools
 import hashlib
@@ -132,12 +131,26 @@ def _build(
     unique_id = unique_id_for(establishment.finess_geo, document.document_id)
     start, stop = service_period(document)
 
-    # The header is a copy of the establishment's skeleton (every element, in schema order)
-    # filled with this document's values; optional elements it does not have are removed.
-    skeleton = _skeleton(establishment, facility, threading.get_ident())
-    root = copy.copy(skeleton.root)  # lxml copies the whole subtree
-    nodes = list(root.iter())
-    at = {name: nodes[index] for name, index in skeleton.slots.items()}
+    # The header is this thread's skeleton for the establishment and for this shape of document
+    # (which optional elements it has), every element of which is overwritten below: no tree is
+    # built, copied or pruned per document.
+    author, specialty = document.author, codes.author_specialty(document.author.specialty_code)
+    shape = frozenset(
+        name
+        for name, present in (
+            ("used_family", _has_text(patient.used_family_name)),
+            ("used_given", _has_text(patient.used_given_name)),
+            ("specialty", specialty is not None),
+            ("author_given", _has_text(author.given_name)),
+            ("legal_given", _has_text(legal.given_name)),
+            ("high", stop is not None),
+            ("replaces", bool(document.replaces)),
+            ("stay", stay is not None and encounter is not None),
+        )
+        if present
+    )
+    skeleton = _skeleton(establishment, facility, shape, threading.get_ident())
+    root, at = skeleton.root, skeleton.slots
     traits = patient.traits
 
     at["id"].set("root", unique_id)
@@ -156,48 +169,44 @@ def _build(
     at["family_br"].text = traits.birth_family_name
     at["given"].text = traits.birth_given_names
     at["given_br"].text = traits.first_birth_given_name
-    _fill_or_drop(at["family_cl"], patient.used_family_name)
-    _fill_or_drop(at["given_cl"], patient.used_given_name)
+    if "used_family" in shape:
+        at["family_cl"].text = patient.used_family_name
+    if "used_given" in shape:
+        at["given_cl"].text = patient.used_given_name
     _fill_code(at["gender"], codes.GENDERS[traits.sex or ""])
     at["birthTime"].set("value", hl7_date(traits.birth_date))  # type: ignore[arg-type]
     at["county"].text = traits.birth_place_code
 
     at["author_time"].set("value", created)
     at["author_id"].set("extension", author_id)
-    specialty = codes.author_specialty(document.author.specialty_code)
-    if specialty is None:
-        _drop(at["author_code"])
-    else:
+    if specialty is not None:
         _fill_code(at["author_code"], specialty)
-    _fill_or_drop(at["author_given"], document.author.given_name)
-    at["author_family"].text = document.author.family_name
+    if "author_given" in shape:
+        at["author_given"].text = author.given_name
+    at["author_family"].text = author.family_name
 
     at["legal_time"].set(
         "value", hl7_ts(document.authenticated_at) if document.authenticated_at else created
     )
     at["legal_id"].set("extension", legal_id)
-    _fill_or_drop(at["legal_given"], legal.given_name)
+    if "legal_given" in shape:
+        at["legal_given"].text = legal.given_name
     at["legal_family"].text = legal.family_name
 
-    low, high = hl7_ts(start), hl7_ts(stop) if stop is not None else None
+    low = hl7_ts(start)
     at["event_low"].set("value", low)
-    _fill_or_drop(at["event_high"], high, attribute="value")
+    at["encounter_low"].set("value", low)
+    if stop is not None:
+        high = hl7_ts(stop)
+        at["event_high"].set("value", high)
+        at["encounter_high"].set("value", high)
     at["performer_id"].set("extension", author_id)
     _fill_code(at["setting"], setting)
-
     if document.replaces:
         at["parent_id"].set("root", document.replaces)
-    else:
-        _drop(at["related"])
-
     if stay is not None and encounter is not None:
         at["encounter_id"].set("extension", stay.stay_id)
         _fill_code(at["encounter_code"], encounter)
-    else:
-        _drop(at["encounter_id"])
-        _drop(at["encounter_code"])
-    at["encounter_low"].set("value", low)
-    _fill_or_drop(at["encounter_high"], high, attribute="value")
 
     if xsd_check:
         failures = xsd_errors(root)
@@ -221,17 +230,32 @@ def _build(
     return BuiltDocument(xml=xml, unique_id=unique_id, sha1=sha1, size=len(xml), entry=entry)
 
 
+# Which elements each optional part of the header is made of.
+_OPTIONAL_SLOTS = {
+    "used_family": ("family_cl",),
+    "used_given": ("given_cl",),
+    "specialty": ("author_code",),
+    "author_given": ("author_given",),
+    "legal_given": ("legal_given",),
+    "high": ("event_high", "encounter_high"),
+    "replaces": ("related", "parent_id"),
+    "stay": ("encounter_id", "encounter_code"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class _Skeleton:
-    """Every header element of one establishment's documents, and where the variable ones are."""
+    """The header elements of one shape of document, and the variable ones by name."""
 
     root: etree._Element
-    slots: dict[str, int]
+    slots: dict[str, etree._Element]
 
 
-@functools.lru_cache(maxsize=64)
-def _skeleton(establishment: Establishment, facility: Coded, thread: int) -> _Skeleton:
-    # One skeleton per thread: lxml trees are best not shared between threads, even read only.
+@functools.lru_cache(maxsize=1024)
+def _skeleton(
+    establishment: Establishment, facility: Coded, shape: frozenset[str], thread: int
+) -> _Skeleton:
+    # One tree per thread (it is filled in place) and per shape (so nothing is added or removed).
     slots: dict[str, etree._Element] = {}
 
     def slot(name: str, element: etree._Element) -> etree._Element:
@@ -323,22 +347,17 @@ def _skeleton(establishment: Establishment, facility: Coded, thread: int) -> _Sk
         body, "text", mediaType=PDF_MEDIA_TYPE, representation="B64"
     ).text = _BODY_PLACEHOLDER.decode("ascii")
 
-    order = {element: index for index, element in enumerate(root.iter())}
-    return _Skeleton(root, {name: order[element] for name, element in slots.items()})
+    for part, names in _OPTIONAL_SLOTS.items():
+        if part not in shape:
+            for name in names:
+                element = slots.pop(name)
+                if element.getparent() is not None:
+                    element.getparent().remove(element)
+    return _Skeleton(root, slots)
 
 
-def _drop(element: etree._Element) -> None:
-    element.getparent().remove(element)
-
-
-def _fill_or_drop(element: etree._Element, value: str | None, attribute: str | None = None) -> None:
-    """Put a value in an optional element, or remove the element when there is none."""
-    if value is None or not value.strip():
-        _drop(element)
-    elif attribute is None:
-        element.text = value
-    else:
-        element.set(attribute, value)
+def _has_text(value: str | None) -> bool:
+    return value is not None and bool(value.strip())
 
 
 def _fill_code(element: etree._Element, value: Coded) -> None:

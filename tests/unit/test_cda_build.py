@@ -56,6 +56,17 @@ def test_building_twice_gives_the_same_bytes(
     assert first.size == len(first.xml)
 
 
+@settings(max_examples=30)
+@given(first=st.tuples(documents(), patients()), second=st.tuples(documents(), patients()))
+def test_a_document_does_not_depend_on_the_ones_built_before(specs, first, second) -> None:
+    import cda.build
+
+    cda.build._skeleton.cache_clear()
+    alone = build_document(*second, ESTABLISHMENT).xml
+    build_document(*first, ESTABLISHMENT)
+    assert build_document(*second, ESTABLISHMENT).xml == alone
+
+
 @settings(max_examples=40)
 @given(patient=patients(), document=documents())
 def test_identity_survives_a_round_trip(specs, patient: Patient, document: DocumentInput) -> None:
