@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from backfill.cli import (
     config_cmd,  # noqa: F401  (registers its commands)
+    demo_cmd,  # noqa: F401
+    dpi_cmd,  # noqa: F401
     validate_cmd,  # noqa: F401
 )
 from backfill.cli._app import app, main

@@ -1,0 +1,194 @@
+"""`backfill dpi generate` and `backfill dpi summary`: the synthetic DPI, and what a DPI holds."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy.engine import make_url
+
+from backfill.cli._app import app, out_console, state
+from backfill.databases import describe_url, open_engine, translate_errors
+from backfill.errors import BackfillError, ConfigError
+from backfill.logs import get_logger
+from connectors.dpi.summary import DpiSummary, summarize
+from connectors.dpi.synthetic import GenerationError, GenerationOptions, generate
+from connectors.dpi.synthetic.generator import sqlite_speedups
+
+__all__ = ["default_files_dir", "print_summary", "run_generation"]
+
+dpi_app = typer.Typer(
+    help="The DPI side: generate a synthetic DPI, summarise a DPI.", no_args_is_help=True
+)
+app.add_typer(dpi_app, name="dpi")
+log = get_logger("backfill.dpi")
+
+
+def default_files_dir(url: str) -> Path | None:
+    """Beside a SQLite DPI file, `<name>-files/`; no `file:` documents for a server database."""
+    parsed = make_url(url)
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not parsed.database
+        or parsed.database == ":memory:"
+    ):
+        return None
+    path = Path(parsed.database)
+    return path.with_name(path.stem + "-files")
+
+
+def run_generation(
+    url: str,
+    *,
+    patients: int,
+    seed: int,
+    as_of: dt.date,
+    pdf_kb: int,
+    files_dir: Path | None,
+    replace: bool,
+) -> DpiSummary:
+    """Generate into `url` and return its summary (shared by `dpi generate` and `demo`)."""
+    settings = state.settings()
+    engine = open_engine(url, "DPI")
+    sqlite_speedups(engine)
+    options = GenerationOptions(
+        patients=patients,
+        seed=seed,
+        as_of=as_of,
+        pdf_kb=pdf_kb,
+        finess_geo=settings.establishment.finess_geo,
+        files_dir=files_dir,
+        replace=replace,
+    )
+    log.info(
+        "dpi.generate.start", url=describe_url(url), patients=patients, seed=seed, as_of=str(as_of)
+    )
+    try:
+        with translate_errors("DPI", url):
+            report = generate(
+                engine, options, progress=lambda n: log.debug("dpi.generate.progress", patients=n)
+            )
+            summary = summarize(engine)
+    except GenerationError as exc:
+        raise BackfillError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    log.info(
+        "dpi.generate.done",
+        patients=report.patients,
+        stays=report.stays,
+        documents=report.documents,
+        seconds=round(report.seconds, 2),
+        documents_per_second=round(report.documents / report.seconds) if report.seconds else None,
+    )
+    out_console.print(
+        f"generated {report.patients} patients, {report.stays} stays, {report.documents} documents "
+        f"({report.content_bytes / 1e6:.1f} MB of PDF) in {report.seconds:.1f} s"
+    )
+    return summary
+
+
+def _table(title: str, counts: dict[str, int], total: int) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column(title.rsplit(" ", maxsplit=1)[-1])
+    table.add_column("count", justify="right")
+    table.add_column("%", justify="right")
+    for key, count in counts.items():
+        table.add_row(key, str(count), f"{100 * count / total:.1f}" if total else "-")
+    return table
+
+
+def print_summary(summary: DpiSummary) -> None:
+    out_console.print(
+        f"DPI: {summary.patients} patients ({summary.deceased} deceased, {summary.opposed} opposed), "
+        f"{summary.stays} stays, {summary.documents} document versions "
+        f"({summary.sent_live} already sent by the live feed)"
+    )
+    out_console.print(_table("documents by kind", summary.by_kind, summary.documents))
+    out_console.print(_table("documents by status", summary.by_status, summary.documents))
+    out_console.print(
+        _table("patients by identity status", summary.by_identity_status, summary.patients)
+    )
+    if summary.defects:
+        out_console.print(
+            _table("defects injected by defect", summary.defects, sum(summary.defects.values()))
+        )
+
+
+@dpi_app.command("generate")
+def generate_command(
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="SQLAlchemy URL of the DPI to create (default: dpi.url)."),
+    ] = None,
+    patients: Annotated[int, typer.Option("--patients", min=0, help="Number of patients.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same DPI, byte for byte.")] = 1,
+    pdf_kb: Annotated[
+        int, typer.Option("--pdf-kb", min=1, max=10_000, help="Approximate PDF size.")
+    ] = 8,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Reference date YYYY-MM-DD (default: today).")
+    ] = None,
+    files_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--files-dir", help="Folder for `file:` documents (default: beside a SQLite DPI)."
+        ),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Drop the DPI tables already there first.")
+    ] = False,
+) -> None:
+    """Create a realistic, deterministic, fictitious DPI (test INS only)."""
+    settings = state.settings()
+    target = url or settings.dpi.url
+    if not target:
+        raise ConfigError(
+            "no DPI URL: pass --url, set BACKFILL_DPI_URL, or dpi.url in backfill.toml"
+        )
+    reference = _parse_date(as_of) if as_of else dt.date.today()
+    if as_of is None:
+        out_console.print(f"as of {reference.isoformat()} (pass --as-of for a reproducible DPI)")
+    summary = run_generation(
+        target,
+        patients=patients,
+        seed=seed,
+        as_of=reference,
+        pdf_kb=pdf_kb,
+        files_dir=files_dir or default_files_dir(target),
+        replace=replace,
+    )
+    print_summary(summary)
+
+
+@dpi_app.command("summary")
+def summary_command(
+    url: Annotated[
+        str | None, typer.Option("--url", help="SQLAlchemy URL of the DPI (default: dpi.url).")
+    ] = None,
+) -> None:
+    """Count what a DPI holds, through the contract's relations."""
+    settings = state.settings()
+    target = url or settings.dpi.url
+    if not target:
+        raise ConfigError(
+            "no DPI URL: pass --url, set BACKFILL_DPI_URL, or dpi.url in backfill.toml"
+        )
+    engine = open_engine(target, "DPI")
+    try:
+        with translate_errors("DPI", target):
+            print_summary(summarize(engine))
+    finally:
+        engine.dispose()
+
+
+def _parse_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date like 2026-11-01", param_hint="--as-of"
+        ) from None

@@ -1,0 +1,154 @@
+"""Deliberately defective rows, one kind per reason code the engine must give, and their record.
+
+A real DPI holds rows like these (a trait never filled, a mistyped key, a scan that was never
+finished); the engine must answer each with its precise reason and never send it. Which row got
+which defect is written to the side table `synthetic_defect` (not part of the DPI contract).
+
+Placement is deterministic: in every block of 400 patients, patients 0–6 carry one identity
+defect each and patients 7–17 one document defect on their first summary document, so a DPI of
+18 patients already holds every kind; a further ~0.5 % of documents get a random document defect.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+
+from cda.ins import InsKind, compute_key
+from connectors.dpi.synthetic.hospital import AUTHOR_WITHOUT_RPPS
+from connectors.dpi.synthetic.people import PatientRow
+from connectors.dpi.synthetic.records import DocumentRow
+
+__all__ = [
+    "DOCUMENT_DEFECTS",
+    "FILE_DEFECTS",
+    "PATIENT_DEFECTS",
+    "DefectRecord",
+    "apply_document_defect",
+    "apply_patient_defect",
+    "document_defect_for",
+    "first_summary_document",
+    "patient_defect_for",
+    "random_document_defect",
+]
+
+BLOCK = 400
+
+# defect → the reason code the engine must give (DESIGN §5, plus author_unknown and
+# visibility_conflict, which the builder finds).
+PATIENT_DEFECTS = {
+    "ins_no_matricule": "ins_missing",
+    "ins_unknown_oid": "ins_missing",
+    "ins_bad_key": "ins_invalid",
+    "ins_short_matricule": "ins_invalid",
+    "traits_no_birth_place": "ins_traits_incomplete",
+    "traits_no_first_given_name": "ins_traits_incomplete",
+    "traits_sex_unknown": "ins_traits_incomplete",
+}
+DOCUMENT_DEFECTS = {
+    "content_null": "content_missing",
+    "content_empty": "content_missing",
+    "content_text_plain": "content_unsupported_format",
+    "pdf_no_header": "content_corrupt",
+    "pdf_truncated": "content_corrupt",
+    "author_without_rpps": "author_unknown",
+    "visibility_conflict": "visibility_conflict",
+}
+# Defects that need a content folder: a `file:` URI to a missing file, or to one over the limit.
+FILE_DEFECTS = {
+    "file_missing": "content_missing",
+    "file_oversize": "content_too_large",
+    "file_not_pdf": "content_corrupt",
+    "file_empty": "content_missing",
+}
+_SUMMARY_KINDS = ("LDL", "CRH", "CRO", "CR_CONSULT", "CR_URG")
+
+
+@dataclass(frozen=True, slots=True)
+class DefectRecord:
+    """One row of `synthetic_defect`."""
+
+    ipp: str
+    document_id: str | None
+    defect: str
+    expected_reason: str
+
+
+def patient_defect_for(index: int) -> str | None:
+    slot = index % BLOCK
+    names = list(PATIENT_DEFECTS)
+    return names[slot] if slot < len(names) else None
+
+
+def document_defect_for(index: int, with_files: bool) -> str | None:
+    """The defect of a patient's first summary document, if any (deterministic per index)."""
+    names = list(DOCUMENT_DEFECTS) + (list(FILE_DEFECTS) if with_files else [])
+    slot = index % BLOCK - len(PATIENT_DEFECTS)
+    if 0 <= slot < len(names):
+        return names[slot]
+    return None
+
+
+def random_document_defect(rng: random.Random, with_files: bool) -> str | None:
+    if rng.random() >= 0.005:
+        return None
+    names = list(DOCUMENT_DEFECTS) + (list(FILE_DEFECTS) if with_files else [])
+    return rng.choice(names)
+
+
+def apply_patient_defect(patient: PatientRow, defect: str) -> PatientRow:
+    """A qualified patient with one identity defect (so that only the defect can exclude them)."""
+    clean = dataclasses.replace(
+        patient,
+        identity_status="QUAL",
+        identity_doubtful=False,
+        identity_fictitious=False,
+        deceased=False,
+        death_date=None,
+        dmp_opposition=False,
+    )
+    if clean.ins_matricule is None:
+        body = f"{1 if clean.sex == 'M' else 2}85067505612{len(patient.ipp) % 10}"
+        clean = dataclasses.replace(
+            clean, ins_matricule=body + compute_key(body), ins_oid=InsKind.TEST_NIR.value
+        )
+    matricule = clean.ins_matricule or ""
+    changes: dict[str, object] = {
+        "ins_no_matricule": {"ins_matricule": None},
+        "ins_unknown_oid": {"ins_oid": "1.2.250.1.213.1.4.2"},
+        "ins_bad_key": {"ins_matricule": matricule[:13] + f"{(int(matricule[13:]) % 97) + 1:02d}"},
+        "ins_short_matricule": {"ins_matricule": matricule[:14]},
+        "traits_no_birth_place": {"birth_place_code": None},
+        "traits_no_first_given_name": {"first_birth_given_name": None},
+        "traits_sex_unknown": {"sex": "U"},
+    }[defect]  # type: ignore[assignment]
+    return dataclasses.replace(clean, **changes)  # type: ignore[arg-type]
+
+
+def first_summary_document(documents: list[DocumentRow]) -> DocumentRow | None:
+    return next(
+        (d for d in documents if d.kind in _SUMMARY_KINDS and d.status == "validated"), None
+    )
+
+
+def apply_document_defect(document: DocumentRow, defect: str) -> None:
+    """Damage one document row in place; content defects act on the PDF already attached."""
+    pdf = document.content or b""
+    if defect == "content_null":
+        document.content = None
+    elif defect == "content_empty":
+        document.content = b""
+    elif defect == "content_text_plain":
+        document.mime_type = "text/plain"
+        document.content = f"{document.title}\n(texte brut)\n".encode()
+    elif defect == "pdf_no_header":
+        document.content = b"\x89PNG\r\n" + pdf[8:]
+    elif defect == "pdf_truncated":
+        document.content = pdf[: max(0, len(pdf) - 1100)] or b"%PDF-1.4\n"
+    elif defect == "author_without_rpps":
+        document.author_id = AUTHOR_WITHOUT_RPPS.author_id
+        document.legal_authenticator_id = AUTHOR_WITHOUT_RPPS.author_id
+    elif defect == "visibility_conflict":
+        document.masked_ps = True
+        document.invisible_patient = True

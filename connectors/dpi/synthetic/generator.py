@@ -1,0 +1,223 @@
+"""Write a synthetic DPI into a database: the five contract tables plus `synthetic_defect`.
+
+Patient i depends only on (seed, i, as_of): the same arguments give the same rows and the same
+PDF bytes whatever the batch size. Rows are written in batches of whole patients, one transaction
+per batch, so memory stays flat and an interrupted run leaves whole patients only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from cda.examples import pdf_bytes
+from connectors.dpi.contract import (
+    create_contract,
+    dpi_author,
+    dpi_document,
+    dpi_patient,
+    dpi_stay,
+    dpi_unit,
+    metadata,
+)
+from connectors.dpi.synthetic import defects
+from connectors.dpi.synthetic.errors import GenerationError
+from connectors.dpi.synthetic.hospital import make_authors, make_units
+from connectors.dpi.synthetic.people import make_patient
+from connectors.dpi.synthetic.records import DocumentRow, make_history
+
+__all__ = ["GenerationOptions", "GenerationReport", "generate", "synthetic_defect"]
+
+# Not part of the DPI contract: what the generator damaged on purpose, for tests and audits.
+synthetic_defect = sa.Table(
+    "synthetic_defect",
+    sa.MetaData(),
+    sa.Column("ipp", sa.String(64), nullable=False),
+    sa.Column("document_id", sa.String(64)),
+    sa.Column("defect", sa.String(64), nullable=False),
+    sa.Column("expected_reason", sa.String(64), nullable=False),
+)
+
+# Just over the shipped rules' max_content_bytes (20 MB): a sparse file, so it costs no disk.
+OVERSIZE_BYTES = 20_000_001
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    patients: int
+    seed: int
+    as_of: dt.date
+    pdf_kb: int = 8
+    finess_geo: str = "999999990"
+    files_dir: Path | None = None
+    """Where `file:` documents go; None: every content is inline and file defects are skipped."""
+    batch_patients: int = 500
+    replace: bool = False
+    """Drop existing DPI tables first (never a real DPI: only tables this generator created)."""
+
+
+@dataclass
+class GenerationReport:
+    patients: int = 0
+    stays: int = 0
+    documents: int = 0
+    content_bytes: int = 0
+    seconds: float = 0.0
+    defects: Counter[str] = field(default_factory=Counter)
+
+
+def _pdf_for(rng: random.Random, document: DocumentRow, pdf_kb: int) -> bytes:
+    text = f"{document.title} - {document.document_id} - CH Fictif de Test (document fictif)"
+    return pdf_bytes(text, size=pdf_kb * 1024, seed=rng.getrandbits(64))
+
+
+def _write_file(folder: Path, document: DocumentRow, defect: str | None) -> str:
+    path = folder / f"{document.document_id}.pdf"
+    if defect == "file_missing":
+        return path.as_uri()  # never written
+    if defect == "file_oversize":
+        with path.open("wb") as handle:
+            handle.write(b"%PDF-1.4\n")
+            handle.seek(OVERSIZE_BYTES - 6)
+            handle.write(b"%%EOF\n")
+    elif defect == "file_empty":
+        path.write_bytes(b"")
+    elif defect == "file_not_pdf":
+        path.write_bytes(b"PK\x03\x04 not a pdf " + (document.content or b"")[20:])
+    else:
+        path.write_bytes(document.content or b"")
+    return path.as_uri()
+
+
+def _patient_rows(
+    options: GenerationOptions, index: int, authors: list[str], as_of: dt.datetime
+) -> tuple[dict, list[dict], list[dict], list[defects.DefectRecord]]:
+    rng = random.Random(f"{options.seed}/{index}")
+    ipp = f"P{index:08d}"
+    patient = make_patient(rng, ipp, options.as_of)
+    found: list[defects.DefectRecord] = []
+    patient_defect = defects.patient_defect_for(index)
+    if patient_defect:
+        patient = defects.apply_patient_defect(patient, patient_defect)
+        found.append(
+            defects.DefectRecord(ipp, None, patient_defect, defects.PATIENT_DEFECTS[patient_defect])
+        )
+    stays, documents = make_history(
+        rng,
+        ipp,
+        as_of=as_of,
+        authors=authors,
+        finess_geo=options.finess_geo,
+        born=patient.birth_date,
+    )
+    with_files = options.files_dir is not None
+    planned = defects.document_defect_for(index, with_files)
+    target = defects.first_summary_document(documents) if planned else None
+    expected = {**defects.DOCUMENT_DEFECTS, **defects.FILE_DEFECTS}
+    for document in documents:
+        document.content = _pdf_for(rng, document, options.pdf_kb)
+        defect = planned if document is target else defects.random_document_defect(rng, with_files)
+        in_file = defect in defects.FILE_DEFECTS or (with_files and rng.random() < 0.005)
+        if defect and defect not in defects.FILE_DEFECTS:
+            defects.apply_document_defect(document, defect)
+        if in_file:
+            document.content_uri = _write_file(options.files_dir, document, defect)  # type: ignore[arg-type]
+            document.content = None
+        if defect:
+            found.append(defects.DefectRecord(ipp, document.document_id, defect, expected[defect]))
+    return (
+        dataclasses.asdict(patient),
+        [dataclasses.asdict(s) for s in stays],
+        [dataclasses.asdict(d) for d in documents],
+        found,
+    )
+
+
+def _prepare(engine: Engine, options: GenerationOptions) -> None:
+    tables = [*metadata.sorted_tables, synthetic_defect]
+    existing = set(sa.inspect(engine).get_table_names())
+    clash = sorted(existing & {t.name for t in tables})
+    if clash and not options.replace:
+        raise GenerationError(
+            f"the database already holds {', '.join(clash)}: generate into an empty database, "
+            "or pass --replace to drop the synthetic tables first"
+        )
+    with engine.begin() as conn:
+        for table in reversed(tables):
+            table.drop(conn, checkfirst=True)
+        create_contract(conn)
+        synthetic_defect.create(conn)
+    if options.files_dir is not None:
+        try:
+            options.files_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GenerationError(
+                f"cannot create the content folder {options.files_dir}: {exc.strerror}"
+            ) from exc
+
+
+def generate(
+    engine: Engine,
+    options: GenerationOptions,
+    progress: Callable[[int], None] | None = None,
+) -> GenerationReport:
+    """Create the DPI tables in `engine`'s database and fill them; returns what was written."""
+    if options.patients < 0:
+        raise GenerationError("the number of patients cannot be negative")
+    started = time.perf_counter()
+    _prepare(engine, options)
+    report = GenerationReport()
+    as_of = dt.datetime.combine(options.as_of, dt.time(0, 0))
+    authors = make_authors(options.seed)
+    author_ids = [a.author_id for a in authors[1:]]  # the ADELI-only author signs defects only
+    with engine.begin() as conn:
+        conn.execute(dpi_unit.insert(), [dataclasses.asdict(u) for u in make_units()])
+        conn.execute(dpi_author.insert(), [dataclasses.asdict(a) for a in authors])
+
+    for first in range(0, options.patients, options.batch_patients):
+        patients, stays, documents, found = [], [], [], []
+        for index in range(first, min(options.patients, first + options.batch_patients)):
+            p, s, d, f = _patient_rows(options, index, author_ids, as_of)
+            patients.append(p)
+            stays.extend(s)
+            documents.extend(d)
+            found.extend(f)
+        with engine.begin() as conn:
+            conn.execute(dpi_patient.insert(), patients)
+            if stays:
+                conn.execute(dpi_stay.insert(), stays)
+            if documents:
+                conn.execute(dpi_document.insert(), documents)
+            if found:
+                conn.execute(synthetic_defect.insert(), [dataclasses.asdict(r) for r in found])
+        report.patients += len(patients)
+        report.stays += len(stays)
+        report.documents += len(documents)
+        report.content_bytes += sum(len(d["content"] or b"") for d in documents)
+        report.defects.update(r.defect for r in found)
+        if progress is not None:
+            progress(report.patients)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def sqlite_speedups(engine: Engine) -> None:
+    """Generation only: a synthetic DPI can be regenerated, so durability is not worth the cost."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=OFF")
+        cursor.close()

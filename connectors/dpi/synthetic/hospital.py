@@ -1,0 +1,106 @@
+"""The fictitious establishment's structure: units (with the date each was computerised) and authors.
+
+Both depend on the seed only, not on the number of patients, so a bigger DPI of the same seed
+shares its units and authors with a smaller one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+
+__all__ = [
+    "AUTHORS_PER_DPI",
+    "AUTHOR_WITHOUT_RPPS",
+    "AuthorRow",
+    "UnitRow",
+    "make_authors",
+    "make_units",
+    "units_for",
+]
+
+AUTHORS_PER_DPI = 80
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRow:
+    unit_code: str
+    name: str
+    practice_setting_code: str
+    computerized_since: dt.date | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorRow:
+    author_id: str
+    rpps: str | None
+    adeli: str | None
+    family_name: str
+    given_name: str
+    specialty_code: str | None
+
+
+# code, name, practice setting (JDV_J04), year computerised (None: always trusted), encounter types
+UNITS = (
+    ("MED-INT", "Médecine interne", "ETABLISSEMENT", 2004, ("IMP", "EXTERNE")),
+    ("CARDIO", "Cardiologie", "ETABLISSEMENT", 2006, ("IMP", "AMB", "EXTERNE")),
+    ("PNEUMO", "Pneumologie", "ETABLISSEMENT", 2009, ("IMP", "EXTERNE")),
+    ("CHIR-DIG", "Chirurgie digestive", "ETABLISSEMENT", 2007, ("IMP", "AMB", "EXTERNE")),
+    ("CHIR-ORTHO", "Chirurgie orthopédique", "ETABLISSEMENT", 2011, ("IMP", "AMB", "EXTERNE")),
+    ("GYN-OBS", "Gynécologie-obstétrique", "ETABLISSEMENT", 2013, ("IMP", "EXTERNE")),
+    ("PEDIA", "Pédiatrie", "ETABLISSEMENT", 2015, ("IMP", "EXTERNE")),
+    ("ONCO", "Oncologie médicale", "ETABLISSEMENT", 2008, ("AMB", "IMP", "EXTERNE")),
+    ("GERIA", "Gériatrie", "ETABLISSEMENT", None, ("IMP",)),
+    ("HAD", "Hospitalisation à domicile", "HAD", 2016, ("IMP",)),
+    ("SMUR", "SAMU-SMUR", "SAMU_SMUR", 2012, ("EMER",)),
+    ("URG", "Urgences adultes", "ETABLISSEMENT", 2005, ("EMER",)),
+    ("CONSULT", "Consultations externes", "AMBULATOIRE", None, ("EXTERNE",)),
+    ("SOINS-PAL", "Soins palliatifs", "PALLIATIF", 2018, ("IMP",)),
+)
+
+SPECIALTIES = ("G15_10/SM26", "G15_10/SM04", "G15_10/SM15", "G15_10/SM53", "G15_10/SM20",
+               "G15_10/SM22", "G15_10/SM32", "G15_10/SM02", "G15_10/SM40", "G15_10/SM54")  # fmt: skip
+_AUTHOR_FAMILY = ("TESTMED", "FICTIVE", "EXEMPLE", "ESSAI", "MODÈLE", "D'ESSAI", "BLANC-TEST")
+_AUTHOR_GIVEN = ("Claire", "Jérôme", "Sophie", "Éric", "Anne", "Noël", "Irène", "Marc", "Loïc")
+
+
+def make_units() -> list[UnitRow]:
+    return [
+        UnitRow(code, name, setting, dt.date(year, 1 + (len(code) % 12), 1) if year else None)
+        for code, name, setting, year, _ in UNITS
+    ]
+
+
+def units_for(encounter_type: str) -> list[str]:
+    """The units that see this encounter type."""
+    return [code for code, _, _, _, types in UNITS if encounter_type in types]
+
+
+def _rpps(rng: random.Random) -> str:
+    # RPPS numbers start with 1 and carry a Luhn check digit on the last position.
+    body = "1" + "".join(str(rng.randrange(10)) for _ in range(9))
+    total = 0
+    for i, digit in enumerate(reversed(body)):
+        value = int(digit) * (2 if i % 2 == 0 else 1)
+        total += value - 9 if value > 9 else value
+    return body + str((10 - total % 10) % 10)
+
+
+# A professional known only by an ADELI number: documents signed by them cannot name an RPPS.
+AUTHOR_WITHOUT_RPPS = AuthorRow("AUT-ADELI", None, "759912345", "SAGEFEMME-TEST", "Lucie", None)
+
+
+def make_authors(seed: int) -> list[AuthorRow]:
+    rng = random.Random(f"{seed}/authors")
+    return [AUTHOR_WITHOUT_RPPS] + [
+        AuthorRow(
+            author_id=f"AUT{i:04d}",
+            rpps=_rpps(rng),
+            adeli=None,
+            family_name=f"{rng.choice(_AUTHOR_FAMILY)}-{i}",
+            given_name=rng.choice(_AUTHOR_GIVEN),
+            specialty_code=rng.choice(SPECIALTIES),
+        )
+        for i in range(1, AUTHORS_PER_DPI + 1)
+    ]
