@@ -2,29 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-
-def _backfill(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("BACKFILL_") or k == "BACKFILL_SHARED_DIR"
-    }
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "backfill", *args],
-        check=False,
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-    )
+from tests.acceptance.cli import run_backfill as _backfill
 
 
 def test_bad_configuration_exits_2_with_the_key_named(tmp_path: Path) -> None:

@@ -1,0 +1,32 @@
+"""Running `backfill` the way a user does: a subprocess, a clean environment, a working folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["run_backfill"]
+
+
+def run_backfill(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`python -m backfill ARGS` with no BACKFILL_* variable but the shared-schemas folder."""
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BACKFILL_") or k == "BACKFILL_SHARED_DIR"
+    }
+    full_env["COLUMNS"] = "200"  # rich wraps tables to the terminal: keep lines whole
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "backfill", *args],
+        check=False,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
