@@ -115,11 +115,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     counts = dict.fromkeys(BACKENDS, 0)
     for report in terminalreporter.stats.get("passed", []):
         for backend in BACKENDS:
-            if (
-                f"[{backend}" in report.nodeid
-                or f"-{backend}]" in report.nodeid
-                or (f"-{backend}-" in report.nodeid)
-            ):
+            # The `database` fixture's ids: exactly `sqlite` / `postgresql` among the params.
+            params = report.nodeid.rpartition("[")[2].rstrip("]").split("-")
+            if backend in params:
                 counts[backend] += 1
                 break
     terminalreporter.write_sep(

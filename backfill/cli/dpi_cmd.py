@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from backfill.cli._app import app, out_console, state
 from backfill.databases import describe_url, open_engine, translate_errors
@@ -29,7 +30,10 @@ log = get_logger("backfill.dpi")
 
 def default_files_dir(url: str) -> Path | None:
     """Beside a SQLite DPI file, `<name>-files/`; no `file:` documents for a server database."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # open_engine reports the bad URL
     if (
         parsed.get_backend_name() != "sqlite"
         or not parsed.database

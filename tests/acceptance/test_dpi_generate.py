@@ -1,0 +1,126 @@
+"""`backfill dpi generate` and `backfill demo` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.acceptance.cli import run_backfill
+
+
+def test_generate_prints_a_summary_and_is_reproducible(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'dpi.sqlite'}"
+    args = (
+        "dpi",
+        "generate",
+        "--url",
+        url,
+        "--patients",
+        "30",
+        "--seed",
+        "4",
+        "--as-of",
+        "2026-11-01",
+    )
+    result = run_backfill(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "generated 30 patients" in result.stdout
+    assert "documents by kind" in result.stdout
+    assert "LDL" in result.stdout
+    assert (tmp_path / "dpi-files").is_dir(), "file: documents go beside a SQLite DPI"
+
+    again = run_backfill(*args, cwd=tmp_path)
+    assert again.returncode == 1
+    assert "--replace" in again.stderr
+    assert "Traceback" not in again.stderr
+
+    replaced = run_backfill(*args, "--replace", cwd=tmp_path)
+    assert replaced.returncode == 0, replaced.stderr
+    assert replaced.stdout.split("\n", 1)[1] == result.stdout.split("\n", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not a url", "is not a SQLAlchemy URL"),
+        ("postgresql+psycopg://nobody@127.0.0.1:1/none", "cannot use the DPI database"),
+    ],
+    ids=["unparseable", "unreachable"],
+)
+def test_a_bad_dpi_url_is_one_clear_line(tmp_path: Path, url: str, message: str) -> None:
+    result = run_backfill("dpi", "generate", "--url", url, "--patients", "1", cwd=tmp_path)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_url_at_all_is_a_configuration_error(tmp_path: Path) -> None:
+    result = run_backfill("dpi", "generate", "--patients", "1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "BACKFILL_DPI_URL" in result.stderr
+
+
+def test_the_url_can_come_from_the_environment(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'env.sqlite'}"
+    result = run_backfill(
+        "dpi", "generate", "--patients", "3", "--as-of", "2026-01-01", cwd=tmp_path,
+        env={"BACKFILL_DPI_URL": url},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = run_backfill("dpi", "summary", cwd=tmp_path, env={"BACKFILL_DPI_URL": url})
+    assert "3 patients" in summary.stdout
+
+
+def test_demo_runs_in_its_work_folder(tmp_path: Path) -> None:
+    result = run_backfill("demo", "--workdir", "work", "--patients", "40", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "synthetic DPI" in result.stdout
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'work' / 'dpi.sqlite'}")
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("select count(*) from dpi_patient")) == 40
+    engine.dispose()
+    # The demo can be run again in the same folder.
+    assert (
+        run_backfill("demo", "--workdir", "work", "--patients", "40", cwd=tmp_path).returncode == 0
+    )
+
+
+def test_privacy_no_identity_in_any_log_line(tmp_path: Path) -> None:
+    """DEBUG JSON logs of a generation carry no INS, name or birth date of any generated patient."""
+    url = f"sqlite:///{tmp_path / 'dpi.sqlite'}"
+    result = run_backfill(
+        "--log-level", "DEBUG", "--log-format", "json",
+        "dpi", "generate", "--url", url, "--patients", "120", "--seed", "8", "--as-of", "2026-11-01",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines, "the run logged nothing: the scan would prove nothing"
+    for line in lines:
+        json.loads(line)  # every line is a JSON event
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "select ins_matricule, birth_family_name, birth_given_names, used_family_name, "
+                "used_given_name, birth_date from dpi_patient"
+            )
+        ).all()
+    engine.dispose()
+    secrets: set[str] = set()
+    for matricule, family, given, used_family, used_given, birth in rows:
+        secrets.update(s for s in (matricule, family, used_family, used_given) if s and len(s) > 3)
+        secrets.update(g for g in (given or "").split(" ") if len(g) > 3)
+        if birth:
+            secrets.update(
+                {
+                    str(birth),
+                    birth.replace("-", "") if isinstance(birth, str) else birth.strftime("%Y%m%d"),
+                }
+            )
+    log_text = "\n".join(lines)
+    leaked = sorted(s for s in secrets if s in log_text)
+    assert not leaked, f"identity data in logs: {leaked[:5]}"
