@@ -1,0 +1,159 @@
+"""`backfill audit`: the dry run — every document's decision, counted, without sending anything."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+from rich.markup import escape
+
+from backfill.cli._app import app, err_console, out_console, state
+from backfill.errors import ConfigError, DataSourceError
+from backfill.selection import Window, decide, load_rule
+from backfill.selection.audit import AuditCounts, DecisionCsv, reason_table
+from backfill.selection.decisions import Decision
+from backfill.selection.paris_time import parse_instant
+from backfill.selection.worklist import Worklist
+
+__all__ = ["audit", "parse_as_of", "parse_window"]
+
+
+def parse_as_of(text: str | None) -> dt.datetime:
+    """`--as-of`: an ISO instant (naive = Paris wall-clock), default now."""
+    if text is None:
+        return dt.datetime.now(dt.UTC).replace(microsecond=0)
+    try:
+        return parse_instant(text)
+    except ValueError as exc:
+        raise ConfigError(f"--as-of: {exc}") from None
+
+
+def parse_window(start: str | None, end: str | None, *, catch_up: bool) -> Window | None:
+    """`--from/--to` for a catch-up rule (a bare `--to` date includes that whole day)."""
+    if not catch_up:
+        if start or end:
+            raise ConfigError("--from/--to apply to a catch-up rule only (e.g. --rules catch-up)")
+        return None
+    if not start or not end:
+        raise ConfigError("a catch-up rule needs --from and --to (ISO dates or date-times)")
+    try:
+        window = Window(parse_instant(start), parse_instant(end, end_of_day=True))
+    except ValueError as exc:
+        raise ConfigError(f"--from/--to: {exc}") from None
+    if window.end <= window.start:
+        raise ConfigError("--to must come after --from")
+    return window
+
+
+def export_cda(decisions: list[Decision], folder: Path) -> int:
+    """Extension point for `--export-cda DIR --limit N`: write the CDA of selected documents.
+
+    Wired when the pipeline's document reader lands (it turns a Decision into the builder's
+    input); until then the option says so instead of writing half a feature.
+    """
+    raise ConfigError("--export-cda is not available yet in this version")
+
+
+@app.command("audit")
+def audit(
+    rules: Annotated[
+        str | None,
+        typer.Option(
+            "--rules", help="A rule file, or a shipped rule's name (default: [rules] file)."
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Reference instant, ISO (naive = Paris time; default now)."),
+    ] = None,
+    window_from: Annotated[
+        str | None, typer.Option("--from", help="Catch-up rules: window start (ISO).")
+    ] = None,
+    window_to: Annotated[
+        str | None, typer.Option("--to", help="Catch-up rules: window end, excluded (ISO).")
+    ] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write the counts as JSON here.")
+    ] = None,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Write every document's decision as CSV here.")
+    ] = None,
+    worklist_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--worklist", help="Write the identity worklist (patients to qualify) as CSV here."
+        ),
+    ] = None,
+    export_dir: Annotated[
+        Path | None,
+        typer.Option("--export-cda", help="Write the CDA of up to --limit selected documents."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="How many documents --export-cda writes.")
+    ] = 10,
+) -> None:
+    """Decide every document of the DPI under a rule and count why; nothing is sent."""
+    settings = state.settings()
+    settings.require("dpi.url")
+    assert settings.dpi.url is not None
+    if export_dir is not None:
+        export_cda([], export_dir)  # refuses before a long audit while it is not wired
+    rule = load_rule(rules or settings.rules.file)
+    instant = parse_as_of(as_of)
+    window = parse_window(window_from, window_to, catch_up=rule.is_catch_up)
+    counts = AuditCounts()
+    worklist = Worklist() if worklist_file is not None else None
+    exported: list[Decision] = []
+    try:
+        engine = sa.create_engine(settings.dpi.url)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise ConfigError(f"dpi.url is not a usable database URL: {exc}") from None
+    try:
+        stream = decide(
+            engine,
+            rule,
+            instant,
+            window=window,
+            content_root=settings.dpi.content_root,
+            fetch_size=settings.dpi.fetch_size,
+            identity_aside=worklist is not None,
+        )
+        csv_handle = csv_file.open("w", encoding="utf-8", newline="") if csv_file else None
+        try:
+            writer = DecisionCsv(csv_handle) if csv_handle else None
+            for decision in counts.count(stream):
+                if writer is not None:
+                    writer.write(decision)
+                if worklist is not None:
+                    worklist.add(decision)
+                if export_dir is not None and decision.selected and len(exported) < limit:
+                    exported.append(decision)
+        finally:
+            if csv_handle is not None:
+                csv_handle.close()
+        if worklist is not None and worklist_file is not None:
+            with worklist_file.open("w", encoding="utf-8", newline="") as handle:
+                patients = worklist.write_csv(handle, engine, instant)
+            err_console.print(
+                f"identity worklist: {patients} patients → {escape(str(worklist_file))}"
+            )
+    except sa.exc.SQLAlchemyError as exc:
+        raise DataSourceError(
+            f"the DPI database cannot be read ({settings.dpi.url.split(':')[0]}): "
+            f"{type(exc).__name__}: {getattr(exc, 'orig', exc)}"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write the audit output: {exc}") from None
+    finally:
+        engine.dispose()
+    if json_file is not None:
+        try:
+            counts.write_json(json_file, rule, instant)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {json_file}: {exc.strerror or exc}") from None
+    if export_dir is not None:
+        export_cda(exported, export_dir)
+    out_console.print(reason_table(counts, rule, instant))

@@ -1,0 +1,171 @@
+"""SQL expressions that mean the same on every DPI database (SQLite, PostgreSQL; Oracle and SQL Server by name).
+
+Byte lengths and "does this blob's tail contain these bytes" have a different spelling per
+dialect; they are SQLAlchemy constructs compiled per dialect here. The INS checks (digits, the
+mod-97 key with Corsica) use only `substr`, `replace`, `length`, `CAST` and `%`, which all of
+them share. Every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+__all__ = [
+    "WHITESPACE",
+    "all_digits",
+    "blob_head_is",
+    "blob_tail_contains",
+    "byte_length",
+    "ins_key_matches",
+    "ins_shape_ok",
+    "is_blank",
+    "is_true",
+    "trimmed",
+]
+
+# What counts as blank around a name: the spaces a DPI's forms let through, not only " ".
+WHITESPACE = " \t\r\n\v\f\u00a0"
+
+
+class byte_length(FunctionElement[int]):
+    """Length in bytes of a binary value."""
+
+    type = sa.Integer()
+    inherit_cache = True
+
+
+@compiles(byte_length)
+def _byte_length_default(element: byte_length, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"length({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(byte_length, "postgresql")
+def _byte_length_pg(element: byte_length, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"octet_length({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(byte_length, "oracle")
+def _byte_length_oracle(element: byte_length, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"dbms_lob.getlength({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(byte_length, "mssql")
+def _byte_length_mssql(element: byte_length, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"datalength({compiler.process(element.clauses, **kw)})"
+
+
+class _tail_contains(FunctionElement[bool]):
+    """True when the last `tail` bytes of a blob contain `needle`: arguments (blob, needle, tail)."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+
+
+@compiles(_tail_contains)
+def _tail_contains_sqlite(element: _tail_contains, compiler: SQLCompiler, **kw: Any) -> str:
+    blob, needle, tail = (compiler.process(c, **kw) for c in element.clauses)
+    # substr(X, -N) is the last N bytes of a blob (all of it when shorter).
+    return f"(instr(substr({blob}, -({tail})), {needle}) > 0)"
+
+
+@compiles(_tail_contains, "postgresql")
+def _tail_contains_pg(element: _tail_contains, compiler: SQLCompiler, **kw: Any) -> str:
+    blob, needle, tail = (compiler.process(c, **kw) for c in element.clauses)
+    start = f"greatest(octet_length({blob}) - ({tail}) + 1, 1)"
+    return f"(position({needle} in substr({blob}, {start})) > 0)"
+
+
+@compiles(_tail_contains, "oracle")
+def _tail_contains_oracle(element: _tail_contains, compiler: SQLCompiler, **kw: Any) -> str:
+    blob, needle, tail = (compiler.process(c, **kw) for c in element.clauses)
+    start = f"greatest(dbms_lob.getlength({blob}) - ({tail}) + 1, 1)"
+    return f"(dbms_lob.instr({blob}, {needle}, {start}) > 0)"
+
+
+@compiles(_tail_contains, "mssql")
+def _tail_contains_mssql(element: _tail_contains, compiler: SQLCompiler, **kw: Any) -> str:
+    blob, needle, tail = (compiler.process(c, **kw) for c in element.clauses)
+    start = f"(CASE WHEN datalength({blob}) > ({tail}) THEN datalength({blob}) - ({tail}) + 1 ELSE 1 END)"
+    return f"(charindex({needle}, {blob}, {start}) > 0)"
+
+
+def blob_tail_contains(blob: ColumnElement[bytes], needle: bytes, tail: int) -> ColumnElement[bool]:
+    return _tail_contains(
+        blob, sa.literal(needle, sa.LargeBinary()), sa.literal(tail, sa.Integer())
+    )
+
+
+def blob_head_is(blob: ColumnElement[bytes], head: bytes) -> ColumnElement[bool]:
+    """The blob starts with `head` (substr on a blob is bytes on every dialect)."""
+    return sa.func.substr(blob, 1, len(head), type_=sa.LargeBinary()) == sa.literal(
+        head, sa.LargeBinary()
+    )
+
+
+def is_true(column: ColumnElement[Any]) -> ColumnElement[bool]:
+    """True only for a true value: NULL counts as false."""
+    return sa.func.coalesce(column, sa.false()) == sa.true()
+
+
+class _trim_chars(FunctionElement[str]):
+    """A string without the given characters at either end: arguments (text, characters)."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(_trim_chars)
+def _trim_chars_default(element: _trim_chars, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"trim({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_trim_chars, "postgresql")
+def _trim_chars_pg(element: _trim_chars, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"btrim({compiler.process(element.clauses, **kw)})"
+
+
+def trimmed(column: ColumnElement[str]) -> ColumnElement[str]:
+    return _trim_chars(column, sa.literal(WHITESPACE, sa.String()))
+
+
+def is_blank(column: ColumnElement[str]) -> ColumnElement[bool]:
+    """NULL, empty, or only whitespace."""
+    return sa.or_(column.is_(None), trimmed(column) == "")
+
+
+def all_digits(text: ColumnElement[str]) -> ColumnElement[bool]:
+    """Every character is 0-9 (an empty string counts: check lengths separately)."""
+    stripped: ColumnElement[str] = text
+    for digit in "0123456789":
+        stripped = sa.func.replace(stripped, digit, "", type_=sa.String())
+    return stripped == ""
+
+
+def ins_shape_ok(matricule: ColumnElement[str]) -> ColumnElement[bool]:
+    """15 characters: 5 digits, a department (2 digits, 2A or 2B), 8 digits (6 + the key)."""
+    department = sa.func.substr(matricule, 6, 2, type_=sa.String())
+    return sa.and_(
+        sa.func.length(matricule) == 15,
+        all_digits(sa.func.substr(matricule, 1, 5, type_=sa.String())),
+        sa.or_(all_digits(department), department.in_(["2A", "2B"])),
+        all_digits(sa.func.substr(matricule, 8, 8, type_=sa.String())),
+    )
+
+
+def ins_key_matches(matricule: ColumnElement[str]) -> ColumnElement[bool]:
+    """The 2-digit key is 97 − (body mod 97), the body read with 2A → 19 and 2B → 18.
+
+    Only evaluate it on a matricule that passed `ins_shape_ok` (CASE branches run in order), or
+    PostgreSQL refuses the cast.
+    """
+    body = sa.func.substr(matricule, 1, 13, type_=sa.String())
+    body = sa.func.replace(sa.func.replace(body, "2A", "19"), "2B", "18", type_=sa.String())
+    number = sa.cast(body, sa.BigInteger())
+    key = sa.cast(sa.func.substr(matricule, 14, 2, type_=sa.String()), sa.Integer())
+    return key == sa.literal(97, sa.BigInteger()) - number % sa.literal(97, sa.BigInteger())
