@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from backfill.cli import (
-    config_cmd,  # noqa: F401  (registers its commands)
+    audit_cmd,  # noqa: F401  (registers its commands)
+    config_cmd,  # noqa: F401
     demo_cmd,  # noqa: F401
     dpi_cmd,  # noqa: F401
     validate_cmd,  # noqa: F401
