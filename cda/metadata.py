@@ -9,7 +9,7 @@ and organisations are HL7 v2 XCN / XON strings.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Coded", "DocumentEntry", "SubmissionSet", "XdsAuthor", "entry_uuid_for"]
 
@@ -46,8 +46,9 @@ class DocumentEntry:
     """XDSDocumentEntry of one CDA file (DMP profile, `domain/dmp-feeding.md` §2)."""
 
     unique_id: str
-    patient_id: str
-    source_patient_id: str
+    # The INS (CX form) and IPP stay out of reprs, which may reach a log line.
+    patient_id: str = field(repr=False)
+    source_patient_id: str = field(repr=False)
     title: str
     class_code: Coded
     type_code: Coded
@@ -78,7 +79,7 @@ class SubmissionSet:
 
     unique_id: str
     source_id: str
-    patient_id: str
+    patient_id: str = field(repr=False)
     submission_time: str
     author: XdsAuthor
     content_type: Coded

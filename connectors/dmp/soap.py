@@ -1,0 +1,109 @@
+"""SOAP 1.2 envelopes with WS-Addressing and WS-Security, faults, and the one XML parser we trust.
+
+`parse_xml` is the only door for XML that comes from outside: no DTD, no entities, no network,
+no huge trees — so XXE and entity-expansion payloads are refused before anything reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lxml import etree
+
+from connectors.dmp.errors import MalformedMessage
+from connectors.dmp.vocabulary import NS
+
+__all__ = ["Envelope", "build_envelope", "build_fault", "parse_xml", "read_envelope"]
+
+_SOAP = f"{{{NS['soap']}}}"
+_WSA = f"{{{NS['wsa']}}}"
+_WSSE = f"{{{NS['wsse']}}}"
+
+_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, dtd_validation=False
+)
+
+
+def parse_xml(data: bytes) -> etree._Element:
+    """Parse untrusted XML; a DOCTYPE (the carrier of entity attacks) is refused outright."""
+    head = data[:4096].lstrip()
+    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+        raise MalformedMessage("a document type declaration is not allowed in a SOAP message")
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise MalformedMessage(f"not well-formed XML: {exc.msg}") from None
+    if root.getroottree().docinfo.doctype:
+        raise MalformedMessage("a document type declaration is not allowed in a SOAP message")
+    return root
+
+
+def build_envelope(
+    body_child: etree._Element,
+    *,
+    action: str,
+    message_id: str,
+    to: str | None = None,
+    relates_to: str | None = None,
+    security: etree._Element | None = None,
+) -> bytes:
+    envelope = etree.Element(_SOAP + "Envelope", nsmap={"soap": NS["soap"], "wsa": NS["wsa"]})
+    header = etree.SubElement(envelope, _SOAP + "Header")
+    action_el = etree.SubElement(header, _WSA + "Action")
+    action_el.set(_SOAP + "mustUnderstand", "true")
+    action_el.text = action
+    etree.SubElement(header, _WSA + "MessageID").text = message_id
+    if relates_to:
+        etree.SubElement(header, _WSA + "RelatesTo").text = relates_to
+    if to:
+        etree.SubElement(header, _WSA + "To").text = to
+    if security is not None:
+        wsse = etree.SubElement(header, _WSSE + "Security", nsmap={"wsse": NS["wsse"]})
+        wsse.append(security)
+    etree.SubElement(envelope, _SOAP + "Body").append(body_child)
+    return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+
+
+@dataclass
+class Envelope:
+    action: str | None
+    message_id: str | None
+    security: etree._Element | None
+    body: etree._Element
+
+
+def read_envelope(root: etree._Element) -> Envelope:
+    if root.tag != _SOAP + "Envelope":
+        raise MalformedMessage(
+            f"the root element is {etree.QName(root).localname!r}, not a SOAP 1.2 Envelope"
+        )
+    header = root.find(_SOAP + "Header")
+    body = root.find(_SOAP + "Body")
+    if body is None or len(body) != 1:
+        raise MalformedMessage("the SOAP Body must hold exactly one element")
+
+    def text(tag: str) -> str | None:
+        found = header.find(tag) if header is not None else None
+        return (found.text or "").strip() if found is not None else None
+
+    return Envelope(
+        action=text(_WSA + "Action"),
+        message_id=text(_WSA + "MessageID"),
+        security=header.find(_WSSE + "Security") if header is not None else None,
+        body=body[0],
+    )
+
+
+def build_fault(code: str, reason: str, *, subcode: str | None = None) -> bytes:
+    """A SOAP 1.2 Fault; `code` is Sender (the request is wrong) or Receiver (we failed)."""
+    envelope = etree.Element(_SOAP + "Envelope", nsmap={"soap": NS["soap"]})
+    fault = etree.SubElement(etree.SubElement(envelope, _SOAP + "Body"), _SOAP + "Fault")
+    code_el = etree.SubElement(fault, _SOAP + "Code")
+    etree.SubElement(code_el, _SOAP + "Value").text = f"soap:{code}"
+    if subcode:
+        sub = etree.SubElement(code_el, _SOAP + "Subcode")
+        etree.SubElement(sub, _SOAP + "Value").text = subcode
+    text = etree.SubElement(etree.SubElement(fault, _SOAP + "Reason"), _SOAP + "Text")
+    text.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+    text.text = reason
+    return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")

@@ -1,0 +1,74 @@
+"""Ready-made ITI-41 requests for tests, demos and benchmarks (shipped, like structlog.testing).
+
+Built from `cda.examples` (fictitious patients with test INS), so every request is one the real
+client would send: valid CDA, exact hash and size, one patient, a fresh SubmissionSet uniqueId.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+from cda.build import BuiltDocument, build_document
+from cda.examples import ESTABLISHMENT, example_documents
+from cda.metadata import Coded, SubmissionSet, XdsAuthor
+from connectors.dmp.request import build_request
+from connectors.dmp.vihf import VihfIdentity
+
+__all__ = ["IDENTITY", "built_examples", "request_for", "submission_set_for", "with_entry"]
+
+IDENTITY = VihfIdentity(structure_id="1" + ESTABLISHMENT.finess_geo)
+_CONTENT_TYPE = Coded("03", "1.2.250.1.213.2.2", "Hospitalisation complète")
+
+
+def built_examples(pdf_size: int = 0, *, patient: str | None = None) -> list[BuiltDocument]:
+    """One built document per example (optionally only those of one example patient)."""
+    out = []
+    for document, who in example_documents(pdf_size).values():
+        if patient is None or who.ipp == patient:
+            out.append(build_document(document, who, ESTABLISHMENT, xsd_check=False))
+    return out
+
+
+def submission_set_for(patient_id: str, *, unique_id: str | None = None) -> SubmissionSet:
+    return SubmissionSet(
+        unique_id=unique_id or "2.25." + str(uuid.uuid4().int),
+        source_id=f"{ESTABLISHMENT.oid_root}.4",
+        patient_id=patient_id,
+        submission_time=dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S"),
+        author=XdsAuthor(
+            person=None,
+            institution=f"{ESTABLISHMENT.name}^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^{ESTABLISHMENT.struct_id}",
+        ),
+        content_type=_CONTENT_TYPE,
+    )
+
+
+def request_for(
+    documents: Sequence[BuiltDocument],
+    *,
+    use_mtom: bool = True,
+    identity: VihfIdentity = IDENTITY,
+    submission_unique_id: str | None = None,
+    xml_override: dict[str, bytes] | None = None,
+) -> tuple[str, bytes]:
+    """(Content-Type, body) of one submission of `documents` (all of one patient).
+
+    `xml_override` maps a uniqueId to other bytes to send (hash and size stay those of the
+    built document), to make a request whose metadata lie about its content.
+    """
+    patient_id = documents[0].entry.patient_id
+    pairs = [(d.entry, (xml_override or {}).get(d.unique_id, d.xml)) for d in documents]
+    return build_request(
+        submission_set_for(patient_id, unique_id=submission_unique_id),
+        pairs,
+        identity,
+        use_mtom=use_mtom,
+    )
+
+
+def with_entry(document: BuiltDocument, **changes: object) -> BuiltDocument:
+    """A copy of a built document whose DocumentEntry has some fields changed."""
+    return dataclasses.replace(document, entry=dataclasses.replace(document.entry, **changes))  # type: ignore[arg-type]
