@@ -1,0 +1,202 @@
+"""The mock DMP as a Starlette application: the ITI-41 door and the `/_mock` control plane.
+
+    app = create_app(MockConfig(db_url="sqlite:///mock.sqlite", rate=50))
+
+The repository door reads the body in a stream and refuses it as soon as it passes the size
+limit; the XML work runs in a worker thread so the event loop keeps serving (and keeps answering
+429s and 503s quickly under load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connectors.dmp.soap import build_fault
+from connectors.dmp_mock.faults import FaultPlan, FaultSettings
+from connectors.dmp_mock.ratelimit import TokenBuckets
+from connectors.dmp_mock.registry import PATIENT_STATES, Registry, Reply
+from connectors.dmp_mock.store import open_store
+
+__all__ = ["REPOSITORY_PATH", "MockConfig", "create_app"]
+
+REPOSITORY_PATH = "/si-dmp-server/v2/services/repository"
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+@dataclass(frozen=True)
+class MockConfig:
+    db_url: str = "sqlite://"
+    rate: float | None = None
+    """Requests per second per client; None: no limit."""
+    unknown_patients: str = "ACTIVE"
+    control: bool = True
+    max_body_bytes: int = 64 * 1024 * 1024
+    check_cda: bool = True
+
+
+class PatientState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ins: str
+    oid: str
+    state: str
+
+
+_PATIENTS = TypeAdapter(list[PatientState])
+
+
+def _soap(reply: Reply) -> Response:
+    return Response(reply.body, status_code=reply.status, media_type=None,
+                    headers={"content-type": reply.content_type, **reply.headers})  # fmt: skip
+
+
+def _fault(
+    status: int, reason: str, *, code: str = "Receiver", headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        build_fault(code, reason), status_code=status,
+        headers={"content-type": "application/soap+xml; charset=UTF-8", **(headers or {})},
+    )  # fmt: skip
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(config: MockConfig | None = None) -> Starlette:
+    config = config or MockConfig()
+    registry = Registry(
+        open_store(config.db_url),
+        unknown_patients=config.unknown_patients,
+        check_cda=config.check_cda,
+    )
+    buckets = TokenBuckets(config.rate)
+    faults = FaultPlan()
+
+    async def repository(request: Request) -> Response:
+        client = request.client.host if request.client else "?"
+        wait = buckets.take(client)
+        if wait:
+            registry.stats["throttled"] += 1
+            return _fault(
+                429,
+                "too many requests: slow down",
+                headers={"Retry-After": buckets.retry_after_header(wait)},
+            )
+        injection = faults.draw()
+        if injection.outage:
+            registry.stats["outage"] += 1
+            return _fault(
+                503,
+                "the DMP is unavailable (injected outage)",
+                headers={"Retry-After": buckets.retry_after_header(faults.outage_left())},
+            )
+        try:
+            body = await _read_body(request, config.max_body_bytes)
+        except _TooLarge:
+            registry.stats["fault:too_large"] += 1
+            return _fault(413, f"the request is over {config.max_body_bytes} bytes", code="Sender")
+        if injection.latency_s:
+            await asyncio.sleep(injection.latency_s)
+        if injection.error500:
+            registry.stats["error500"] += 1
+            return _fault(500, "internal error (injected)")
+        if injection.busy:
+            registry.stats["busy"] += 1
+            return _soap(await run_in_threadpool(registry.busy_reply))
+        reply = await run_in_threadpool(registry.submit, request.headers.get("content-type"), body)
+        if injection.stall_after_store and reply.outcome == "success":
+            registry.stats["stalled_after_store"] += 1
+            # Stored, but the answer never comes in time: the client's ambiguous timeout.
+            deadline = asyncio.get_running_loop().time() + faults.settings.stall_seconds
+            while (
+                asyncio.get_running_loop().time() < deadline and not await request.is_disconnected()
+            ):
+                await asyncio.sleep(0.05)
+        return _soap(reply)
+
+    def control_allowed(request: Request) -> bool:
+        return config.control and request.client is not None and request.client.host in LOOPBACK
+
+    async def put_patients(request: Request) -> Response:
+        if not control_allowed(request):
+            return JSONResponse({"error": "the control plane answers loopback clients only"}, 403)
+        try:
+            entries = _PATIENTS.validate_json(await request.body())
+        except ValidationError as exc:
+            return JSONResponse({"error": exc.errors(include_url=False, include_input=False)}, 422)
+        bad = [e.state for e in entries if e.state.upper() not in PATIENT_STATES]
+        if bad:
+            return JSONResponse(
+                {"error": f"unknown state {bad[0]!r}; states: {', '.join(PATIENT_STATES)}"}, 422
+            )
+        await run_in_threadpool(
+            registry.set_patients, [(e.ins, e.oid, e.state.upper()) for e in entries]
+        )
+        return JSONResponse({"patients": len(entries)})
+
+    async def post_faults(request: Request) -> Response:
+        if not control_allowed(request):
+            return JSONResponse({"error": "the control plane answers loopback clients only"}, 403)
+        try:
+            settings = FaultSettings.model_validate_json(await request.body() or b"{}")
+        except ValidationError as exc:
+            return JSONResponse({"error": exc.errors(include_url=False, include_input=False)}, 422)
+        faults.configure(settings)
+        return JSONResponse(settings.model_dump())
+
+    async def get_documents(request: Request) -> Response:
+        if not control_allowed(request):
+            return JSONResponse({"error": "the control plane answers loopback clients only"}, 403)
+        return JSONResponse(await run_in_threadpool(registry.list_documents))
+
+    async def get_stats(request: Request) -> Response:
+        if not control_allowed(request):
+            return JSONResponse({"error": "the control plane answers loopback clients only"}, 403)
+        return JSONResponse(dict(registry.stats))
+
+    async def post_reset(request: Request) -> Response:
+        if not control_allowed(request):
+            return JSONResponse({"error": "the control plane answers loopback clients only"}, 403)
+        await run_in_threadpool(registry.reset)
+        faults.configure(FaultSettings())
+        return JSONResponse({"reset": True})
+
+    async def wrong_method(request: Request) -> Response:
+        return _fault(405, "ITI-41 is a POST", code="Sender")
+
+    routes = [
+        Route(REPOSITORY_PATH, repository, methods=["POST"]),
+        Route(REPOSITORY_PATH, wrong_method, methods=["GET", "PUT", "DELETE"]),
+        Route("/_mock/patients", put_patients, methods=["PUT"]),
+        Route("/_mock/faults", post_faults, methods=["POST"]),
+        Route("/_mock/documents", get_documents, methods=["GET"]),
+        Route("/_mock/stats", get_stats, methods=["GET"]),
+        Route("/_mock/reset", post_reset, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.registry = registry
+    app.state.faults = faults
+    return app

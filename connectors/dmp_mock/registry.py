@@ -1,0 +1,326 @@
+"""The mock DMP's registry: an ITI-41 message in, a RegistryResponse (or SOAP fault) out.
+
+Order of judgement: the envelope and the VIHF (a fault when unreadable or unauthenticated), the
+XDS schema, the metadata rules the schema cannot express (`checks.py`), then what needs the
+store — the patient's DMP state, a reused submission set, idempotency on uniqueId, replacement
+targets — and finally one transaction that stores the whole set or nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from connectors.dmp import mtom
+from connectors.dmp.ebrim import ParsedSubmission, parse_submit_objects
+from connectors.dmp.errors import MalformedMessage, MetadataProblem
+from connectors.dmp.response import RegistryError, build_response
+from connectors.dmp.schema import request_errors
+from connectors.dmp.soap import build_envelope, build_fault, parse_xml, read_envelope
+from connectors.dmp.vihf import RESOURCE_ID, read_attributes
+from connectors.dmp.vocabulary import ACTION_REQUEST, ACTION_RESPONSE, NS
+from connectors.dmp_mock.checks import check_submission, document_payloads, split_patient_id
+from connectors.dmp_mock.store import documents, patients, submissions
+
+__all__ = ["PATIENT_STATES", "Registry", "Reply"]
+
+PATIENT_STATES = ("ACTIVE", "NO_DMP", "CLOSED", "DECEASED")
+APPROVED, DEPRECATED = "Approved", "Deprecated"
+SOAP_CONTENT_TYPE = f'application/soap+xml; charset=UTF-8; action="{ACTION_RESPONSE}"'
+
+
+@dataclass
+class Reply:
+    """What the HTTP layer sends back, and how the stats count it."""
+
+    status: int
+    body: bytes
+    outcome: str
+    content_type: str = SOAP_CONTENT_TYPE
+    headers: dict[str, str] = field(default_factory=dict)
+    stored: int = 0
+
+
+def fault_reply(
+    status: int, code: str, reason: str, outcome: str, subcode: str | None = None
+) -> Reply:
+    return Reply(status, build_fault(code, reason, subcode=subcode), outcome)
+
+
+class Registry:
+    """Patients, documents and submission sets, behind one lock (one writer, like SQLite)."""
+
+    def __init__(
+        self, engine: Engine, *, unknown_patients: str = "ACTIVE", check_cda: bool = True
+    ) -> None:
+        self.engine = engine
+        self.unknown_patients = unknown_patients.upper()
+        self.check_cda = check_cda
+        self.stats: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    # ---- the ITI-41 door ------------------------------------------------------------------
+
+    def submit(self, content_type: str | None, body: bytes) -> Reply:
+        reply = self._submit(content_type, body)
+        self.stats[reply.outcome] += 1
+        return reply
+
+    def _submit(self, content_type: str | None, body: bytes) -> Reply:
+        try:
+            message = mtom.unpack(content_type, body)
+            envelope = read_envelope(parse_xml(message.root))
+        except MalformedMessage as exc:
+            return fault_reply(400, "Sender", str(exc), "fault:malformed")
+        if envelope.action != ACTION_REQUEST:
+            return fault_reply(
+                400,
+                "Sender",
+                f"wsa:Action {envelope.action!r} is not {ACTION_REQUEST}",
+                "fault:action",
+                "wsa:ActionNotSupported",
+            )
+        try:
+            vihf = read_attributes(envelope.security)
+        except MalformedMessage as exc:
+            return fault_reply(403, "Sender", str(exc), "fault:auth", "wsse:InvalidSecurity")
+        if not vihf.get("Identifiant_Structure"):
+            return fault_reply(
+                403,
+                "Sender",
+                "the VIHF names no Identifiant_Structure",
+                "fault:auth",
+                "wsse:FailedAuthentication",
+            )
+        request = envelope.body
+        if request.tag != f"{{{NS['xds']}}}ProvideAndRegisterDocumentSetRequest":
+            return fault_reply(
+                400,
+                "Sender",
+                "the SOAP Body is not a ProvideAndRegisterDocumentSetRequest",
+                "fault:malformed",
+            )
+
+        def answer(errors: list[RegistryError], stored: int = 0) -> Reply:
+            failed = bool(errors)
+            response = build_envelope(
+                build_response(errors), action=ACTION_RESPONSE,
+                message_id=f"urn:uuid:{uuid.uuid4()}", relates_to=envelope.message_id,
+            )  # fmt: skip
+            outcome = "success" if not failed else errors[0].code
+            return Reply(200, response, outcome, stored=stored)
+
+        if problems := request_errors(request):
+            return answer(
+                [
+                    RegistryError(
+                        "XDSRegistryMetadataError",
+                        f"the request does not validate against the XDS.b schema: {problems[0]}",
+                    )
+                ]
+            )
+        submit = request.find(f"{{{NS['lcm']}}}SubmitObjectsRequest")
+        try:
+            parsed = parse_submit_objects(submit)  # type: ignore[arg-type]
+            payloads = document_payloads(request, message.parts)
+        except MetadataProblem as exc:
+            return answer([RegistryError(exc.code, exc.context, exc.location)])
+        except MalformedMessage as exc:
+            return answer([RegistryError("XDSRepositoryMetadataError", str(exc))])
+        if vihf.get(RESOURCE_ID) != parsed.submission_set.patient_id:
+            return answer(
+                [
+                    RegistryError(
+                        "XDSPatientIdDoesNotMatch",
+                        "the VIHF resource-id is not the submission set's patientId",
+                        "SubmissionSet",
+                    )
+                ]
+            )
+        if errors := check_submission(parsed, payloads, check_cda=self.check_cda):
+            return answer(errors)
+        with self._lock, self.engine.begin() as conn:
+            errors = self._registry_errors(conn, parsed)
+            if errors:
+                conn.rollback()
+                return answer(errors)
+            stored = self._store(conn, parsed, payloads)
+        return answer([], stored)
+
+    def _patient_state(self, conn: Connection, patient_id: str) -> str:
+        matricule, oid = split_patient_id(patient_id) or ("", "")
+        state = conn.scalar(
+            sa.select(patients.c.state).where(patients.c.ins == matricule, patients.c.oid == oid)
+        )
+        return state or self.unknown_patients
+
+    def _registry_errors(self, conn: Connection, parsed: ParsedSubmission) -> list[RegistryError]:
+        patient_id = parsed.submission_set.patient_id
+        state = self._patient_state(conn, patient_id)
+        if state != "ACTIVE":
+            return [
+                RegistryError(
+                    "XDSUnknownPatientId",
+                    f"MOCK:{state} the patient has no open DMP",
+                    "SubmissionSet",
+                )
+            ]
+        if conn.scalar(
+            sa.select(submissions.c.unique_id).where(
+                submissions.c.unique_id == parsed.submission_set.unique_id
+            )
+        ):
+            return [
+                RegistryError(
+                    "XDSDuplicateUniqueIdInRegistry",
+                    f"submission set {parsed.submission_set.unique_id} was already received",
+                    "SubmissionSet",
+                )
+            ]
+        errors: list[RegistryError] = []
+        for entry_id, entry in parsed.entries.items():
+            known = conn.execute(
+                sa.select(documents.c.hash, documents.c.entry_uuid).where(
+                    documents.c.unique_id == entry.unique_id
+                )
+            ).first()
+            if known is not None:
+                if known.hash == entry.hash:
+                    conn.execute(
+                        documents.update()
+                        .where(documents.c.unique_id == entry.unique_id)
+                        .values(submissions=documents.c.submissions + 1)
+                    )
+                    errors.append(
+                        RegistryError(
+                            "XDSDuplicateUniqueIdInRegistry",
+                            f"document {entry.unique_id} is already stored as {known.entry_uuid}",
+                            entry_id,
+                        )
+                    )
+                else:
+                    errors.append(
+                        RegistryError(
+                            "XDSNonIdenticalHash",
+                            f"document {entry.unique_id} is already stored with another hash",
+                            entry_id,
+                        )
+                    )
+                continue
+            target = parsed.replacements.get(entry_id)
+            if target is not None:
+                replaced = conn.execute(
+                    sa.select(documents.c.status, documents.c.patient_id).where(
+                        documents.c.entry_uuid == target
+                    )
+                ).first()
+                if replaced is None:
+                    errors.append(
+                        RegistryError(
+                            "XDSRegistryMetadataError",
+                            f"the document to replace ({target}) is not in the registry",
+                            entry_id,
+                        )
+                    )
+                elif replaced.patient_id != patient_id:
+                    errors.append(
+                        RegistryError(
+                            "XDSPatientIdDoesNotMatch",
+                            "the document to replace belongs to another patient",
+                            entry_id,
+                        )
+                    )
+                elif replaced.status != APPROVED:
+                    errors.append(
+                        RegistryError(
+                            "XDSRegistryDeprecatedDocumentError",
+                            f"the document to replace ({target}) is already deprecated",
+                            entry_id,
+                        )
+                    )
+        return errors
+
+    def _store(
+        self, conn: Connection, parsed: ParsedSubmission, payloads: dict[str, bytes | None]
+    ) -> int:
+        ss = parsed.submission_set
+        conn.execute(
+            submissions.insert().values(
+                unique_id=ss.unique_id, patient_id=ss.patient_id, documents=len(parsed.entries)
+            )
+        )
+        for entry_id, entry in parsed.entries.items():
+            target = parsed.replacements.get(entry_id)
+            replaced_unique_id = None
+            if target is not None:
+                replaced_unique_id = conn.scalar(
+                    sa.select(documents.c.unique_id).where(documents.c.entry_uuid == target)
+                )
+                conn.execute(
+                    documents.update()
+                    .where(documents.c.entry_uuid == target)
+                    .values(status=DEPRECATED)
+                )
+            conn.execute(
+                documents.insert().values(
+                    unique_id=entry.unique_id,
+                    entry_uuid=entry_id,
+                    patient_id=entry.patient_id,
+                    hash=entry.hash,
+                    size=entry.size,
+                    status=APPROVED,
+                    type_code=entry.type_code.code,
+                    title=entry.title,
+                    submission_set=ss.unique_id,
+                    replaces=replaced_unique_id,
+                    submissions=1,
+                    content=payloads[entry_id],
+                )
+            )
+        return len(parsed.entries)
+
+    def busy_reply(self) -> Reply:
+        """An injected XDSRegistryBusy: the message is not read, nothing is stored."""
+        response = build_envelope(
+            build_response(
+                [
+                    RegistryError(
+                        "XDSRegistryBusy", "the registry is busy (injected), try again later"
+                    )
+                ]
+            ),
+            action=ACTION_RESPONSE,
+            message_id=f"urn:uuid:{uuid.uuid4()}",
+        )
+        return Reply(200, response, "XDSRegistryBusy")
+
+    # ---- the control plane ----------------------------------------------------------------
+
+    def set_patients(self, states: list[tuple[str, str, str]]) -> None:
+        with self._lock, self.engine.begin() as conn:
+            for ins, oid, state in states:
+                conn.execute(patients.delete().where(patients.c.ins == ins, patients.c.oid == oid))
+                conn.execute(patients.insert().values(ins=ins, oid=oid, state=state))
+
+    def list_documents(self) -> list[dict[str, object]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(documents.c.unique_id, documents.c.patient_id, documents.c.hash, documents.c.size,
+                          documents.c.status, documents.c.submissions).order_by(documents.c.unique_id)
+            )  # fmt: skip
+            return [
+                {"unique_id": r.unique_id, "patient_id": r.patient_id, "hash": r.hash, "size": r.size,
+                 "status": r.status, "submissions": r.submissions}
+                for r in rows
+            ]  # fmt: skip
+
+    def reset(self) -> None:
+        with self._lock, self.engine.begin() as conn:
+            for table in (documents, submissions, patients):
+                conn.execute(table.delete())
+        self.stats.clear()

@@ -1,0 +1,100 @@
+"""Serving the mock DMP with uvicorn: in the foreground (`backfill mock-dmp`) or in a background
+thread (`MockServer`, for tests, the demo and benchmarks), plain HTTP or mutual TLS.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import uvicorn
+
+from connectors.dmp_mock.app import REPOSITORY_PATH, MockConfig, create_app
+
+__all__ = ["MockServer", "TlsFiles", "uvicorn_config"]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+    """When set, clients must present a certificate signed by this CA (mutual TLS)."""
+
+
+def uvicorn_config(
+    config: MockConfig,
+    host: str,
+    port: int,
+    tls: TlsFiles | None = None,
+    log_level: str = "warning",
+) -> uvicorn.Config:
+    options: dict[str, object] = {}
+    if tls is not None:
+        options = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
+        if tls.client_ca is not None:
+            options |= {"ssl_ca_certs": str(tls.client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return uvicorn.Config(
+        create_app(config), host=host, port=port, log_level=log_level, access_log=False,
+        lifespan="off", timeout_graceful_shutdown=2, **options,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+        await super().startup(sockets)
+        self.ready.set()
+
+
+class MockServer:
+    """The mock DMP on a real TCP socket in a background thread; a free port unless given.
+
+    with MockServer(MockConfig()) as mock:
+        httpx.post(mock.repository_url, ...)
+    """
+
+    def __init__(
+        self,
+        config: MockConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: TlsFiles | None = None,
+    ) -> None:
+        self._server = _Server(uvicorn_config(config or MockConfig(), host, port, tls))
+        self._thread = threading.Thread(target=self._server.run, name="mock-dmp", daemon=True)
+        self.host = host
+        self.scheme = "https" if tls else "http"
+        self.port = port
+
+    @property
+    def app(self):  # type: ignore[no-untyped-def]
+        return self._server.config.app
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def repository_url(self) -> str:
+        return self.base_url + REPOSITORY_PATH
+
+    def __enter__(self) -> MockServer:
+        self._thread.start()
+        if not self._server.ready.wait(timeout=30) or not self._server.started:
+            raise RuntimeError("the mock DMP did not start (port taken? bad TLS files?)")
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def __exit__(
+        self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+    ) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
