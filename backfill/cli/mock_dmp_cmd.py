@@ -1,0 +1,85 @@
+"""`backfill mock-dmp`: serve the mock DMP (ITI-41 + control plane) in the foreground."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from backfill.cli._app import app, err_console, state
+from backfill.databases import describe_url
+from backfill.errors import ConfigError
+from connectors.dmp_mock.app import REPOSITORY_PATH, MockConfig
+from connectors.dmp_mock.server import TlsFiles, uvicorn_config
+
+__all__ = ["mock_dmp"]
+
+
+class UnknownPatients(StrEnum):
+    active = "active"
+    no_dmp = "no_dmp"
+
+
+@app.command("mock-dmp")
+def mock_dmp(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port (0: any free port).")
+    ] = 8700,
+    db: Annotated[
+        str, typer.Option("--db", help="SQLAlchemy URL of the mock's store.")
+    ] = "sqlite:///mock-dmp.sqlite",
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate", min=0.1, help="Requests/s per client before HTTP 429 (default: no limit)."
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="Server certificate (PEM).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="Server private key (PEM).")
+    ] = None,
+    client_ca: Annotated[
+        Path | None,
+        typer.Option("--client-ca", help="CA that client certificates must chain to (mutual TLS)."),
+    ] = None,
+    unknown_patients: Annotated[
+        UnknownPatients,
+        typer.Option("--unknown-patients", help="DMP state of a patient never declared."),
+    ] = UnknownPatients.active,
+    control: Annotated[
+        bool,
+        typer.Option("--control/--no-control", help="Serve /_mock/* (to loopback clients only)."),
+    ] = True,
+    max_body_mb: Annotated[
+        int, typer.Option("--max-body-mb", min=1, help="Largest request accepted.")
+    ] = 64,
+) -> None:
+    """Serve the mock DMP: ITI-41 at /si-dmp-server/v2/services/repository, control at /_mock/."""
+    state.settings()  # logging as configured
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if client_ca is not None and tls_cert is None:
+        raise ConfigError("--client-ca (mutual TLS) needs --tls-cert and --tls-key")
+    for path in (tls_cert, tls_key, client_ca):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{path}: file not found")
+    tls = TlsFiles(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
+    config = MockConfig(
+        db_url=db, rate=rate, unknown_patients=unknown_patients.value.upper(), control=control,
+        max_body_bytes=max_body_mb * 1024 * 1024,
+    )  # fmt: skip
+    scheme = "https" if tls else "http"
+    err_console.print(
+        f"mock DMP on {scheme}://{host}:{port}{REPOSITORY_PATH} (store {describe_url(db)}"
+        f"{', mutual TLS' if client_ca else ''}{', control plane on loopback' if control else ''})"
+    )
+    try:
+        uvicorn.Server(uvicorn_config(config, host, port, tls, log_level="info")).run()
+    except OSError as exc:
+        raise ConfigError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
