@@ -308,6 +308,10 @@ def parse_submit_objects(request: etree._Element) -> ParsedSubmission:
     for eo in objects.iterfind(_RIM + "ExtrinsicObject"):
         eo_id = eo.get("id", "")
         where = f"DocumentEntry {eo_id}"
+        if eo_id in entries:
+            raise MetadataProblem(
+                METADATA_ERROR, f"two ExtrinsicObjects have the id {eo_id}", eo_id
+            )
         if eo.get("objectType") != XDS.STABLE_ENTRY:
             raise MetadataProblem(
                 METADATA_ERROR, f"{where}: objectType is not the stable DocumentEntry type", eo_id

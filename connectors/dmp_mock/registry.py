@@ -147,7 +147,19 @@ class Registry:
         with self._lock, self.engine.begin() as conn:
             errors = self._registry_errors(conn, parsed)
             if errors:
-                conn.rollback()
+                # Nothing of a failed set is stored, but the resends of stored documents are
+                # counted (the `submissions` of /_mock/documents).
+                resent = [
+                    e.location
+                    for e in errors
+                    if e.code == "XDSDuplicateUniqueIdInRegistry" and e.location in parsed.entries
+                ]
+                for entry_id in resent:
+                    conn.execute(
+                        documents.update()
+                        .where(documents.c.unique_id == parsed.entries[entry_id].unique_id)
+                        .values(submissions=documents.c.submissions + 1)
+                    )
                 return answer(errors)
             stored = self._store(conn, parsed, payloads)
         return answer([], stored)
@@ -191,11 +203,6 @@ class Registry:
             ).first()
             if known is not None:
                 if known.hash == entry.hash:
-                    conn.execute(
-                        documents.update()
-                        .where(documents.c.unique_id == entry.unique_id)
-                        .values(submissions=documents.c.submissions + 1)
-                    )
                     errors.append(
                         RegistryError(
                             "XDSDuplicateUniqueIdInRegistry",
