@@ -1,0 +1,64 @@
+"""`backfill mock-dmp` as a user starts it: it serves ITI-41 and its control plane, and says so."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.acceptance.cli import run_backfill
+from tests.integration.mock_dmp_support import by_patient, post
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_mock_dmp_serves_until_stopped(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BACKFILL_") or k == "BACKFILL_SHARED_DIR"
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backfill", "mock-dmp", "--port", str(port), "--db", "sqlite:///store.sqlite"],
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        seen = []
+        for line in process.stderr:  # type: ignore[union-attr]
+            seen.append(line)
+            if "Uvicorn running on" in line:
+                break
+        else:
+            raise AssertionError(f"the mock did not start: {''.join(seen)}")
+        assert f"http://127.0.0.1:{port}/si-dmp-server/v2/services/repository" in "".join(seen)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            answer = post(
+                client, "/si-dmp-server/v2/services/repository", by_patient()["IPP000456"]
+            )
+            assert answer.outcome.success
+            assert len(client.get("/_mock/documents").json()) == 1
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert (tmp_path / "store.sqlite").exists(), "the store is the file the user named"
+
+
+def test_mock_dmp_refuses_half_a_tls_setup(tmp_path: Path) -> None:
+    result = run_backfill("mock-dmp", "--tls-cert", "server.crt", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--tls-cert and --tls-key go together" in result.stderr
+    (tmp_path / "a.crt").write_text("x")
+    missing = run_backfill(
+        "mock-dmp", "--tls-cert", "a.crt", "--tls-key", "absent.key", cwd=tmp_path
+    )
+    assert missing.returncode == 2
+    assert "absent.key: file not found" in missing.stderr
