@@ -15,14 +15,14 @@ from lxml import etree
 from cda.specs import find_specs
 from connectors.dmp.vocabulary import NS
 
-__all__ = ["inline_for_schema", "request_errors", "response_errors"]
+__all__ = ["inline_for_schema", "repository_schema", "request_errors", "response_errors"]
 
 _XDS = f"{{{NS['xds']}}}"
 _XOP = f"{{{NS['xop']}}}"
 
 
 @functools.cache
-def _repository_schema() -> etree.XMLSchema:
+def repository_schema() -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(find_specs().xds_repository_xsd)))
 
 
@@ -49,7 +49,7 @@ def _errors(schema: etree.XMLSchema, element: etree._Element) -> list[str]:
 
 def request_errors(request: etree._Element) -> list[str]:
     """XSD failures of a ProvideAndRegisterDocumentSetRequest (MTOM includes tolerated)."""
-    return _errors(_repository_schema(), inline_for_schema(request))
+    return _errors(repository_schema(), inline_for_schema(request))
 
 
 def response_errors(response: etree._Element) -> list[str]:

@@ -19,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cda.validate import cda_schema
+from connectors.dmp.schema import repository_schema
 from connectors.dmp.soap import build_fault
 from connectors.dmp_mock.faults import FaultPlan, FaultSettings
 from connectors.dmp_mock.ratelimit import TokenBuckets
@@ -92,6 +94,10 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         unknown_patients=config.unknown_patients,
         check_cda=config.check_cda,
     )
+    # Load the schemas now, not on the first request (which would wait ~0.5 s for them).
+    repository_schema()
+    if config.check_cda:
+        cda_schema()
     buckets = TokenBuckets(config.rate)
     faults = FaultPlan()
 

@@ -29,6 +29,18 @@ from connectors.dmp_mock.store import documents, patients, submissions
 
 __all__ = ["PATIENT_STATES", "Registry", "Reply"]
 
+# Statements of the hot path, built once (building Core statements per call costs more than
+# running them on SQLite).
+_PATIENT_STATE = sa.select(patients.c.state).where(
+    patients.c.ins == sa.bindparam("ins"), patients.c.oid == sa.bindparam("oid")
+)
+_SUBMISSION_SEEN = sa.select(submissions.c.unique_id).where(
+    submissions.c.unique_id == sa.bindparam("uid")
+)
+_KNOWN_DOCUMENT = sa.select(documents.c.hash, documents.c.entry_uuid).where(
+    documents.c.unique_id == sa.bindparam("uid")
+)
+
 PATIENT_STATES = ("ACTIVE", "NO_DMP", "CLOSED", "DECEASED")
 APPROVED, DEPRECATED = "Approved", "Deprecated"
 SOAP_CONTENT_TYPE = f'application/soap+xml; charset=UTF-8; action="{ACTION_RESPONSE}"'
@@ -166,9 +178,7 @@ class Registry:
 
     def _patient_state(self, conn: Connection, patient_id: str) -> str:
         matricule, oid = split_patient_id(patient_id) or ("", "")
-        state = conn.scalar(
-            sa.select(patients.c.state).where(patients.c.ins == matricule, patients.c.oid == oid)
-        )
+        state = conn.scalar(_PATIENT_STATE, {"ins": matricule, "oid": oid})
         return state or self.unknown_patients
 
     def _registry_errors(self, conn: Connection, parsed: ParsedSubmission) -> list[RegistryError]:
@@ -182,11 +192,7 @@ class Registry:
                     "SubmissionSet",
                 )
             ]
-        if conn.scalar(
-            sa.select(submissions.c.unique_id).where(
-                submissions.c.unique_id == parsed.submission_set.unique_id
-            )
-        ):
+        if conn.scalar(_SUBMISSION_SEEN, {"uid": parsed.submission_set.unique_id}):
             return [
                 RegistryError(
                     "XDSDuplicateUniqueIdInRegistry",
@@ -196,11 +202,7 @@ class Registry:
             ]
         errors: list[RegistryError] = []
         for entry_id, entry in parsed.entries.items():
-            known = conn.execute(
-                sa.select(documents.c.hash, documents.c.entry_uuid).where(
-                    documents.c.unique_id == entry.unique_id
-                )
-            ).first()
+            known = conn.execute(_KNOWN_DOCUMENT, {"uid": entry.unique_id}).first()
             if known is not None:
                 if known.hash == entry.hash:
                     errors.append(
@@ -257,9 +259,12 @@ class Registry:
     ) -> int:
         ss = parsed.submission_set
         conn.execute(
-            submissions.insert().values(
-                unique_id=ss.unique_id, patient_id=ss.patient_id, documents=len(parsed.entries)
-            )
+            submissions.insert(),
+            {
+                "unique_id": ss.unique_id,
+                "patient_id": ss.patient_id,
+                "documents": len(parsed.entries),
+            },
         )
         for entry_id, entry in parsed.entries.items():
             target = parsed.replacements.get(entry_id)
@@ -274,20 +279,21 @@ class Registry:
                     .values(status=DEPRECATED)
                 )
             conn.execute(
-                documents.insert().values(
-                    unique_id=entry.unique_id,
-                    entry_uuid=entry_id,
-                    patient_id=entry.patient_id,
-                    hash=entry.hash,
-                    size=entry.size,
-                    status=APPROVED,
-                    type_code=entry.type_code.code,
-                    title=entry.title,
-                    submission_set=ss.unique_id,
-                    replaces=replaced_unique_id,
-                    submissions=1,
-                    content=payloads[entry_id],
-                )
+                documents.insert(),
+                {
+                    "unique_id": entry.unique_id,
+                    "entry_uuid": entry_id,
+                    "patient_id": entry.patient_id,
+                    "hash": entry.hash,
+                    "size": entry.size,
+                    "status": APPROVED,
+                    "type_code": entry.type_code.code,
+                    "title": entry.title,
+                    "submission_set": ss.unique_id,
+                    "replaces": replaced_unique_id,
+                    "submissions": 1,
+                    "content": payloads[entry_id],
+                },
             )
         return len(parsed.entries)
 
