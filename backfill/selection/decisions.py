@@ -158,9 +158,10 @@ def _merge(
                 fact = Reason.ALREADY_IN_DMP.rank
             earlier = [v for v in in_set if v < row.version]
             if earlier:
-                # Ours or the live feed's uniqueId, whichever belongs to the later version.
+                # Ours or the live feed's uniqueId, whichever belongs to the later version
+                # (ours on a tie: we sent it after the live feed did).
                 ours = max(earlier)
-                if replaces is None or row.replaces_version is None or ours > row.replaces_version:
+                if replaces is None or row.replaces_version is None or ours >= row.replaces_version:
                     replaces = in_set[ours]
         if fact == _NONE and row.ipp in no_dmp:
             fact = Reason.NO_DMP.rank

@@ -1,0 +1,492 @@
+"""The SQL decisions agree, document by document, with a plain-Python reading of DESIGN §5.
+
+`reference_reason` below is written from the contract text, independently of the compiler: it
+converts every created_at to an instant (fold=0) and compares instants, checks the INS with
+`cda.ins`, reads the PDF bytes in Python. Hypothesis builds small DPIs around the edges (the
+depth cut-off to the microsecond, 29 February, the spring gap and the autumn fold, versions out
+of order, NULL in every nullable column, Corsican and NIA matricules) on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backfill.selection import InMemoryLedgerFacts, Reason, Rule, Window, decide
+from backfill.selection.paris_time import instant_of, minus_years, wall_clock_of
+from cda.ins import INS_OIDS, InsTraits, matricule_problem
+from connectors.dpi.contract import (
+    create_contract,
+    dpi_author,
+    dpi_document,
+    dpi_patient,
+    dpi_stay,
+    dpi_unit,
+)
+from tests.integration.selection_support import PDF, insert, matricule
+
+# ---- the reference ------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    rule: Rule
+    as_of: dt.datetime
+    window: Window | None
+    patients: dict[str, dict[str, Any]]
+    units: dict[str, dict[str, Any]]
+    authors: dict[str, dict[str, Any]]
+    documents: list[dict[str, Any]]
+    facts: InMemoryLedgerFacts
+
+
+def _blank(value: str | None) -> bool:
+    return value is None or value.strip(" \t\r\n\v\f\u00a0") == ""
+
+
+def _author_ok(author: dict[str, Any] | None) -> bool:
+    if author is None:
+        return False
+    rpps = (author["rpps"] or "").strip(" \t\r\n\v\f\u00a0")
+    return (
+        len(rpps) == 11 and rpps.isascii() and rpps.isdigit() and not _blank(author["family_name"])
+    )
+
+
+def _file_reason(uri: str, pdf: bool, max_bytes: int) -> Reason | None:
+    path = Path(uri.removeprefix("file://"))
+    if not path.is_file():
+        return Reason.CONTENT_MISSING
+    data = path.read_bytes()
+    return _bytes_reason(data, pdf, max_bytes)
+
+
+def _bytes_reason(data: bytes, pdf: bool, max_bytes: int) -> Reason | None:
+    if len(data) == 0:
+        return Reason.CONTENT_MISSING
+    if len(data) > max_bytes:
+        return Reason.CONTENT_TOO_LARGE
+    if pdf and (not data.startswith(b"%PDF-") or b"%%EOF" not in data[-1024:]):
+        return Reason.CONTENT_CORRUPT
+    return None
+
+
+def reference_reasons(world: World, doc: dict[str, Any], *, identity: bool) -> set[Reason]:
+    """Every reason that applies to `doc` (identity reasons only if `identity`)."""
+    rule, reasons = world.rule, set()
+    patient = world.patients.get(doc["ipp"])
+    unit = world.units.get(doc["unit_code"]) if doc["unit_code"] else None
+    acked = world.facts.acked.get(doc["set_id"], {})
+    instant = instant_of(doc["created_at"])
+    if doc["kind"] not in rule.kinds:
+        reasons.add(Reason.KIND_NOT_SELECTED)
+    if doc["status"] != "validated":
+        reasons.add(Reason.NOT_VALIDATED)
+    if any(
+        o["set_id"] == doc["set_id"]
+        and o["version"] > doc["version"]
+        and o["status"] == "validated"
+        for o in world.documents
+    ):
+        reasons.add(Reason.SUPERSEDED_VERSION)
+    if doc["sent_live_at"] is not None or doc["version"] in acked:
+        reasons.add(Reason.ALREADY_IN_DMP)
+    if instant > world.as_of:
+        reasons.add(Reason.FUTURE_DATED)
+    if world.window is None:
+        assert rule.depth_years is not None
+        cutoff = minus_years(
+            world.as_of.astimezone(dt.UTC).astimezone(_paris()).replace(tzinfo=None),
+            rule.depth_years,
+        )
+        if instant < instant_of(cutoff):
+            reasons.add(Reason.OLDER_THAN_DEPTH)
+    elif not (world.window.start <= instant < world.window.end):
+        reasons.add(Reason.OLDER_THAN_DEPTH)
+    if (
+        rule.respect_computerization
+        and unit is not None
+        and unit["computerized_since"] is not None
+        and doc["created_at"].date() < unit["computerized_since"]
+    ):
+        reasons.add(Reason.BEFORE_COMPUTERIZATION)
+    if patient is not None and (patient["deceased"] or patient["death_date"] is not None):
+        reasons.add(Reason.PATIENT_DECEASED)
+    if patient is not None and patient["dmp_opposition"]:
+        reasons.add(Reason.PATIENT_OPPOSED)
+    if patient is None:
+        reasons.add(Reason.IDENTITY_NOT_QUALIFIED)
+    elif identity:
+        if patient["identity_status"] not in rule.identity_statuses:
+            reasons.add(Reason.IDENTITY_NOT_QUALIFIED)
+        if patient["identity_doubtful"] or patient["identity_fictitious"]:
+            reasons.add(Reason.IDENTITY_DOUBTFUL)
+        if not patient["ins_matricule"] or patient["ins_oid"] not in INS_OIDS:
+            reasons.add(Reason.INS_MISSING)
+        elif matricule_problem(patient["ins_matricule"]) is not None:
+            reasons.add(Reason.INS_INVALID)
+        traits = InsTraits(*(patient[k] for k in _TRAITS))
+        if traits.missing():
+            reasons.add(Reason.INS_TRAITS_INCOMPLETE)
+    elif patient["identity_fictitious"]:
+        reasons.add(Reason.IDENTITY_DOUBTFUL)
+    if doc["ipp"] in world.facts.no_dmp and world.facts.no_dmp[doc["ipp"]] > world.as_of:
+        reasons.add(Reason.NO_DMP)
+    mime = (doc["mime_type"] or "").lower()
+    pdf = mime == "application/pdf"
+    if doc["content"] is not None:
+        content_reason = _bytes_reason(doc["content"], pdf, rule.max_content_bytes)
+    elif _blank(doc["content_uri"]):
+        content_reason = Reason.CONTENT_MISSING
+    else:
+        content_reason = _file_reason(doc["content_uri"], pdf, rule.max_content_bytes)
+    if content_reason is not None:
+        reasons.add(content_reason)
+    if doc["mime_type"] is None or mime not in rule.media_types:
+        reasons.add(Reason.CONTENT_UNSUPPORTED_FORMAT)
+    author = world.authors.get(doc["author_id"]) if doc["author_id"] else None
+    legal_id = doc["legal_authenticator_id"]
+    if not _author_ok(author) or (
+        legal_id is not None and not _author_ok(world.authors.get(legal_id))
+    ):
+        reasons.add(Reason.AUTHOR_UNKNOWN)
+    if doc["masked_ps"] and doc["invisible_patient"]:
+        reasons.add(Reason.VISIBILITY_CONFLICT)
+    return reasons
+
+
+def _paris() -> dt.tzinfo:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo("Europe/Paris")
+
+
+_TRAITS = (
+    "birth_family_name",
+    "birth_given_names",
+    "first_birth_given_name",
+    "sex",
+    "birth_date",
+    "birth_place_code",
+)
+
+
+def reference_replaces(world: World, doc: dict[str, Any]) -> str | None:
+    candidates = [
+        (o["version"], o["dmp_unique_id"])
+        for o in world.documents
+        if o["set_id"] == doc["set_id"] and o["version"] < doc["version"] and o["dmp_unique_id"]
+    ]
+    candidates += [
+        (v, uid)
+        for v, uid in world.facts.acked.get(doc["set_id"], {}).items()
+        if v < doc["version"]
+    ]
+    if not candidates:
+        return None
+    best = max(v for v, _ in candidates)
+    # When the live feed and we both sent that version, ours is the later word.
+    ours = world.facts.acked.get(doc["set_id"], {}).get(best)
+    return ours if ours is not None else next(uid for v, uid in candidates if v == best)
+
+
+def _first(reasons: set[Reason]) -> Reason | None:
+    return min(reasons, key=lambda r: r.rank) if reasons else None
+
+
+# ---- the generated worlds -----------------------------------------------------------------------
+
+
+def _last_sunday(year: int, month: int) -> dt.date:
+    day = dt.date(year, month, 31)
+    return day - dt.timedelta(days=(day.weekday() + 1) % 7)
+
+
+OFFSETS = st.one_of(
+    st.sampled_from([0, 0, 1, -1, 3600, -3600, 1800, 5400, -5400, 86400, -86400]),
+    st.integers(-4 * 3600, 4 * 3600),
+)
+
+
+TEST_OID = "1.2.250.1.213.1.4.10"
+PDF_TYPE = "application/pdf"
+
+
+def mostly(good: object, bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """`good` eleven times in twelve: most rows pass most checks, so every reason gets its turn."""
+    return st.integers(0, 11).flatmap(lambda i: bad if i == 0 else st.just(good))
+
+
+@st.composite
+def worlds(draw: st.DrawFn, files: dict[str, str]) -> World:
+    catch_up = draw(st.booleans()) and draw(st.booleans())
+    depth = None if catch_up else draw(st.sampled_from([0, 1, 4, 5, 20]))
+    rule = Rule(
+        name="generated",
+        mode="catch-up" if catch_up else "history",
+        kinds=sorted({"CRH"} | draw(st.sets(st.sampled_from(["LDL", "CR_BIO"])))),
+        depth_years=depth,
+        respect_computerization=draw(st.booleans()),
+        identity_statuses=draw(st.sampled_from([["QUAL"], ["QUAL", "VALI"]])),
+        media_types=draw(st.sampled_from([["application/pdf"], ["application/pdf", "text/plain"]])),
+        max_content_bytes=draw(st.sampled_from([60, 100_000])),
+    )
+    # The reference instant: near a change of clocks, 29 February, or an ordinary day; with a
+    # depth, often exactly `depth` years after such a day so the cut-off lands on the edge.
+    base_year = draw(st.integers(2001, 2024))
+    base_day = draw(
+        st.sampled_from(
+            [
+                _last_sunday(base_year, 3),
+                _last_sunday(base_year, 10),
+                dt.date(2004 + 4 * (base_year % 5), 2, 29),
+                dt.date(base_year, 7, 14),
+            ]
+        )
+    )
+    base = dt.datetime.combine(base_day, dt.time(2, 30)) + dt.timedelta(seconds=draw(OFFSETS))
+    as_of_wall = base if depth is None else minus_years(base, -depth)
+    as_of = instant_of(as_of_wall) + dt.timedelta(microseconds=draw(st.sampled_from([0, 0, 1])))
+    window = None
+    if catch_up:
+        start = instant_of(base - dt.timedelta(hours=draw(st.integers(0, 5))))
+        window = Window(
+            start, start + dt.timedelta(seconds=draw(st.sampled_from([1, 3600, 7200, 86400])))
+        )
+    as_of_paris = wall_clock_of(as_of)
+    cutoff = minus_years(as_of_paris, depth) if depth is not None else base
+    anchors = [as_of_paris, cutoff, base]
+    since = draw(
+        st.one_of(st.none(), st.sampled_from([cutoff.date(), as_of_paris.date(), base.date()]))
+    )
+    units = {
+        "U1": {
+            "unit_code": "U1",
+            "name": "U1",
+            "practice_setting_code": "X",
+            "computerized_since": since,
+        },
+        "U2": {
+            "unit_code": "U2",
+            "name": "U2",
+            "practice_setting_code": "X",
+            "computerized_since": None,
+        },
+    }
+    authors = {
+        "A1": {
+            "author_id": "A1",
+            "rpps": "10000000001",
+            "adeli": None,
+            "family_name": "DOC",
+            "given_name": "T",
+            "specialty_code": None,
+        },
+        "A2": {
+            "author_id": "A2",
+            "rpps": draw(st.sampled_from([None, "123", "1000000001 ", "1000000000x"])),
+            "adeli": None,
+            "family_name": "DOC",
+            "given_name": "T",
+            "specialty_code": None,
+        },
+        "A3": {
+            "author_id": "A3",
+            "rpps": "10000000002",
+            "adeli": None,
+            "family_name": draw(st.sampled_from(["", " ", "\t", "X"])),
+            "given_name": "T",
+            "specialty_code": None,
+        },
+    }
+    patients = {}
+    for n in range(draw(st.integers(1, 3))):
+        ipp = f"P{n}"
+        patients[ipp] = {
+            "ipp": ipp,
+            "ins_matricule": draw(mostly(matricule("1800175123456"), MATRICULES)),
+            "ins_oid": draw(mostly(TEST_OID, st.sampled_from([*sorted(INS_OIDS), "1.2.3", None]))),
+            "identity_status": draw(mostly("QUAL", st.sampled_from(["VALI", "PROV", "RECUP"]))),
+            "identity_doubtful": draw(mostly(False, st.just(True))),
+            "identity_fictitious": draw(mostly(False, st.just(True))),
+            "birth_family_name": draw(mostly("NOM", TEXT)),
+            "birth_given_names": draw(mostly("JEAN PAUL", TEXT)),
+            "first_birth_given_name": draw(mostly("JEAN", TEXT)),
+            "used_family_name": draw(st.sampled_from([None, "X"])),
+            "used_given_name": draw(st.sampled_from([None, "X"])),
+            "sex": draw(mostly("F", st.sampled_from(["M", "U", None, "m"]))),
+            "birth_date": draw(mostly(dt.date(1980, 2, 29), st.sampled_from([None]))),
+            "birth_place_code": draw(mostly("2A004", st.sampled_from(["99100", "", " ", None]))),
+            "deceased": draw(mostly(False, st.just(True))),
+            "death_date": draw(mostly(None, st.just(dt.date(2020, 1, 1)))),
+            "dmp_opposition": draw(mostly(False, st.just(True))),
+        }
+    uris = [*files.values(), "file:///nonexistent/x.pdf", "", " ", "https://elsewhere/x.pdf"]
+    documents = []
+    for n in range(draw(st.integers(1, 6))):
+        anchor = draw(st.sampled_from(anchors))
+        micro = draw(st.sampled_from([0, 0, 1, -1]))
+        created = anchor + dt.timedelta(seconds=draw(OFFSETS), microseconds=micro)
+        content, uri = draw(mostly(PDF, CONTENTS)), None
+        if content == "uri":
+            content, uri = None, draw(st.sampled_from(uris))
+        documents.append(
+            {
+                "document_id": f"D{n}",
+                "set_id": draw(st.sampled_from(["S1", "S2", f"D{n}"])),
+                "version": draw(st.integers(1, 3)),
+                "ipp": draw(mostly("P0", st.sampled_from([*patients, "PX"]))),
+                "stay_id": None,
+                "kind": draw(mostly("CRH", st.sampled_from(["LDL", "CR_BIO"]))),
+                "title": "t",
+                "created_at": created,
+                "status": draw(mostly("validated", st.sampled_from(["draft", "cancelled"]))),
+                "author_id": draw(mostly("A1", st.sampled_from(["A2", "A3", "AX", None]))),
+                "legal_authenticator_id": draw(mostly(None, st.sampled_from(["A1", "A2", "AX"]))),
+                "authenticated_at": None,
+                "unit_code": draw(mostly("U1", st.sampled_from(["U2", "UX", None]))),
+                "mime_type": draw(
+                    mostly(PDF_TYPE, st.sampled_from(["Application/PDF", "text/plain", None]))
+                ),
+                "content": content,
+                "content_uri": uri,
+                "masked_ps": draw(mostly(False, st.just(True))),
+                "invisible_patient": draw(mostly(False, st.just(True))),
+                "invisible_legal_rep": draw(st.booleans()),
+                "sent_live_at": draw(mostly(None, st.just(dt.datetime(2020, 5, 5, 5, 5)))),
+                "dmp_unique_id": draw(st.sampled_from([None, None, f"2.25.{n}"])),
+            }
+        )
+    facts = InMemoryLedgerFacts()
+    for doc in documents:
+        if draw(st.integers(0, 11)) == 0:
+            acked = facts.acked.setdefault(doc["set_id"], {})
+            acked[doc["version"]] = f"2.25.9{doc['document_id'][1:]}"
+    for ipp in patients:
+        if draw(st.integers(0, 11)) == 0:
+            facts.no_dmp[ipp] = as_of + dt.timedelta(days=draw(st.sampled_from([-1, 1])))
+    # Document ids are unique, and so are (set_id, version) pairs in a sane DPI.
+    seen: set[tuple[str, int]] = set()
+    unique_docs = []
+    for doc in documents:
+        if (doc["set_id"], doc["version"]) not in seen:
+            seen.add((doc["set_id"], doc["version"]))
+            unique_docs.append(doc)
+    return World(rule, as_of, window, patients, units, authors, unique_docs, facts)
+
+
+MATRICULES = st.one_of(
+    st.sampled_from(
+        [
+            matricule("1800175123456"),
+            matricule("280012A123456"),
+            matricule("185032B123456"),
+            matricule("3800199123456"),  # NIA-like
+            matricule("1800175123456")[:13] + "00",
+            "1800175123456",
+            "18001751234567x",
+            "1800175123456 01",
+            "18001752a12345" + "6",
+            "",
+            None,
+        ]
+    ),
+    st.from_regex(r"\A[0-9]{5}(2A|2B|[0-9]{2})[0-9]{8}\Z"),
+)
+TEXT = st.sampled_from(["NOM", "JEAN PAUL", "", " ", "\t", None])
+CONTENTS = st.sampled_from(
+    [
+        PDF,
+        PDF,
+        b"",
+        None,
+        b"%PDF-1.4 no trailer",
+        b"GIF89a" + PDF,
+        b"%PDF-" + b"x" * 2000 + b"%%EOF",
+        b"%PDF-" + b"%%EOF" + b"x" * 1100,
+        b"%PDF-" + b"x" * 1014 + b"%%EOF",  # 1024 bytes: the trailer is just inside
+        b"%PDF-" + b"x" * 1015 + b"%%EOF",  # 1025 bytes: the header is outside the last KiB
+        "uri",
+        "uri",
+    ]
+)
+
+
+@pytest.fixture
+def content_files(tmp_path: Path) -> dict[str, str]:
+    bodies = {
+        "good": PDF,
+        "empty": b"",
+        "corrupt": b"not a pdf at all",
+        "big": b"%PDF-" + b"y" * 200 + b"%%EOF",
+    }
+    files = {}
+    for name, body in bodies.items():
+        path = tmp_path / f"{name}.pdf"
+        path.write_bytes(body)
+        files[name] = f"file://{path}"
+    return files
+
+
+TABLES = (dpi_document, dpi_stay, dpi_author, dpi_unit, dpi_patient)
+
+
+@pytest.fixture
+def dpi_engine(database) -> sa.Engine:
+    engine = database.engine()
+    create_contract(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_sql_decisions_match_the_reference(
+    dpi_engine: sa.Engine, content_files: dict[str, str]
+) -> None:
+    @settings(
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(world=worlds(content_files))
+    def check(world: World) -> None:
+        with dpi_engine.begin() as conn:
+            for table in TABLES:
+                conn.execute(table.delete())
+            insert(
+                conn,
+                {
+                    "patients": world.patients.values(),
+                    "units": world.units.values(),
+                    "authors": world.authors.values(),
+                    "documents": world.documents,
+                },
+            )
+        decisions = {
+            d.document_id: d
+            for d in decide(
+                dpi_engine,
+                world.rule,
+                world.as_of,
+                window=world.window,
+                facts=world.facts,
+                identity_aside=True,
+                fetch_size=2,
+            )
+        }
+        assert set(decisions) == {doc["document_id"] for doc in world.documents}
+        for doc in world.documents:
+            got = decisions[doc["document_id"]]
+            expected = _first(reference_reasons(world, doc, identity=True))
+            context = (doc["document_id"], doc["created_at"], world.as_of, world.rule.depth_years)
+            assert got.reason == expected, context
+            aside = _first(reference_reasons(world, doc, identity=False))
+            assert got.reason_identity_aside == aside, context
+            replaces = reference_replaces(world, doc) if expected is None else None
+            assert got.replaces_unique_id == replaces, context
+
+    check()
