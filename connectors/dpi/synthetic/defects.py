@@ -5,8 +5,10 @@ finished); the engine must answer each with its precise reason and never send it
 which defect is written to the side table `synthetic_defect` (not part of the DPI contract).
 
 Placement is deterministic: in every block of 400 patients, patients 0–6 carry one identity
-defect each and patients 7–17 one document defect on their first summary document, so a DPI of
-18 patients already holds every kind; a further ~0.5 % of documents get a random document defect.
+defect each and patients 7–17 one document defect on their first summary document, all of them
+made otherwise eligible (qualified INS, alive, not opposed) so that the defect is what stops
+them; a DPI of 18 patients already holds every kind. A further ~0.5 % of documents get a random
+document defect wherever they fall.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "apply_patient_defect",
     "document_defect_for",
     "first_summary_document",
+    "make_eligible",
     "patient_defect_for",
     "random_document_defect",
 ]
@@ -97,8 +100,8 @@ def random_document_defect(rng: random.Random, with_files: bool) -> str | None:
     return rng.choice(names)
 
 
-def apply_patient_defect(patient: PatientRow, defect: str) -> PatientRow:
-    """A qualified patient with one identity defect (so that only the defect can exclude them)."""
+def make_eligible(patient: PatientRow) -> PatientRow:
+    """The same patient made sendable: qualified INS, alive, not opposed, not doubtful."""
     clean = dataclasses.replace(
         patient,
         identity_status="QUAL",
@@ -113,6 +116,12 @@ def apply_patient_defect(patient: PatientRow, defect: str) -> PatientRow:
         clean = dataclasses.replace(
             clean, ins_matricule=body + compute_key(body), ins_oid=InsKind.TEST_NIR.value
         )
+    return clean
+
+
+def apply_patient_defect(patient: PatientRow, defect: str) -> PatientRow:
+    """A qualified patient with one identity defect (so that only the defect can exclude them)."""
+    clean = make_eligible(patient)
     matricule = clean.ins_matricule or ""
     changes: dict[str, object] = {
         "ins_no_matricule": {"ins_matricule": None},

@@ -121,6 +121,8 @@ def _patient_rows(
     )
     with_files = options.files_dir is not None
     planned = defects.document_defect_for(index, with_files)
+    if planned:
+        patient = defects.make_eligible(patient)
     target = defects.first_summary_document(documents) if planned else None
     expected = {**defects.DOCUMENT_DEFECTS, **defects.FILE_DEFECTS}
     for document in documents:

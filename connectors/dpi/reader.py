@@ -1,0 +1,185 @@
+"""Reading what the CDA builder needs for given document versions, through the DPI contract.
+
+One query per batch joins a document to its patient, author, legal authenticator, stay and unit,
+and turns the row into `cda.model` values. Content comes inline or from a `file:` URI (resolved
+against `content_root` when relative). Nothing here decides whether a document should be sent:
+that is selection's job; this is the document reader the export and the sender share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from cda.errors import CdaError, InvalidContent, InvalidDocumentData
+from cda.ins import InsTraits
+from cda.model import Author, DocumentInput, Patient, Stay, Unit
+from connectors.dpi.contract import dpi_author, dpi_document, dpi_patient, dpi_stay, dpi_unit
+
+__all__ = ["ReadDocument", "read_content", "read_documents"]
+
+_BATCH = 500
+_legal = dpi_author.alias("legal")
+
+
+def read_content(content: bytes | None, uri: str | None, content_root: Path | None = None) -> bytes:
+    """The document's bytes; a missing or unreadable file is `content_missing`."""
+    if content:
+        return content
+    if not uri:
+        raise InvalidContent("content_missing", "the document has neither content nor content_uri")
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise InvalidContent(
+            "content_unsupported_format", f"content_uri scheme {parsed.scheme!r} is not file:"
+        )
+    path = Path(unquote(parsed.path))
+    if not path.is_absolute() and content_root is not None:
+        path = content_root / path
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidContent(
+            "content_missing", f"the content file cannot be read ({exc.strerror})"
+        ) from None
+
+
+def _author(row: sa.Row, prefix: str) -> Author | None:
+    if getattr(row, f"{prefix}author_id") is None:
+        return None
+    return Author(
+        rpps=getattr(row, f"{prefix}rpps"),
+        family_name=getattr(row, f"{prefix}family_name"),
+        given_name=getattr(row, f"{prefix}given_name"),
+        specialty_code=getattr(row, f"{prefix}specialty_code"),
+        author_id=getattr(row, f"{prefix}author_id"),
+    )
+
+
+_QUERY = (
+    sa.select(
+        dpi_document,
+        *(c.label(f"p_{c.name}") for c in dpi_patient.c),
+        *(c.label(f"a_{c.name}") for c in dpi_author.c),
+        *(c.label(f"l_{c.name}") for c in _legal.c),
+        *(c.label(f"s_{c.name}") for c in dpi_stay.c),
+        *(c.label(f"u_{c.name}") for c in dpi_unit.c),
+    )
+    .join(dpi_patient, dpi_patient.c.ipp == dpi_document.c.ipp)
+    .outerjoin(dpi_author, dpi_author.c.author_id == dpi_document.c.author_id)
+    .outerjoin(_legal, _legal.c.author_id == dpi_document.c.legal_authenticator_id)
+    .outerjoin(dpi_stay, dpi_stay.c.stay_id == dpi_document.c.stay_id)
+    .outerjoin(dpi_unit, dpi_unit.c.unit_code == dpi_document.c.unit_code)
+)
+
+
+class ReadDocument:
+    """One document version read from the DPI: the builder's inputs, or why they cannot be had."""
+
+    __slots__ = ("document", "document_id", "error", "patient")
+
+    def __init__(
+        self,
+        document_id: str,
+        document: DocumentInput | None,
+        patient: Patient | None,
+        error: CdaError | None,
+    ) -> None:
+        self.document_id = document_id
+        self.document = document
+        self.patient = patient
+        self.error = error
+
+
+def _to_inputs(
+    row: sa.Row, replaces: str | None, content_root: Path | None
+) -> tuple[DocumentInput, Patient]:
+    patient = Patient(
+        ipp=row.p_ipp,
+        ins_matricule=row.p_ins_matricule,
+        ins_oid=row.p_ins_oid,
+        traits=InsTraits(
+            birth_family_name=row.p_birth_family_name,
+            birth_given_names=row.p_birth_given_names,
+            first_birth_given_name=row.p_first_birth_given_name,
+            sex=row.p_sex,
+            birth_date=row.p_birth_date,
+            birth_place_code=row.p_birth_place_code,
+        ),
+        used_family_name=row.p_used_family_name,
+        used_given_name=row.p_used_given_name,
+    )
+    author = _author(row, "a_")
+    if author is None:
+        raise InvalidDocumentData(
+            f"document {row.document_id} names no known author", reason="author_unknown"
+        )
+    stay = (
+        Stay(row.s_stay_id, row.s_encounter_type, row.s_admitted_at, row.s_discharged_at)
+        if row.s_stay_id is not None
+        else None
+    )
+    unit = (
+        Unit(row.u_unit_code, row.u_name, row.u_practice_setting_code)
+        if row.u_unit_code is not None
+        else None
+    )
+    document = DocumentInput(
+        document_id=row.document_id,
+        set_id=row.set_id,
+        version=row.version,
+        kind=row.kind,
+        title=row.title,
+        created_at=row.created_at,
+        content=read_content(row.content, row.content_uri, content_root),
+        author=author,
+        legal_authenticator=_author(row, "l_"),
+        authenticated_at=row.authenticated_at,
+        stay=stay,
+        unit=unit,
+        mime_type=row.mime_type or "",
+        masked_ps=bool(row.masked_ps),
+        invisible_patient=bool(row.invisible_patient),
+        invisible_legal_rep=bool(row.invisible_legal_rep),
+        replaces=replaces,
+    )
+    return document, patient
+
+
+def read_documents(
+    engine: Engine,
+    wanted: Iterable[tuple[str, str | None]],
+    *,
+    content_root: Path | None = None,
+) -> Iterator[ReadDocument]:
+    """For each (document_id, uniqueId it replaces or None): its builder inputs, in batches."""
+    pending = list(wanted)
+    for first in range(0, len(pending), _BATCH):
+        batch = dict(pending[first : first + _BATCH])
+        with engine.connect() as conn:
+            rows = {
+                r.document_id: r
+                for r in conn.execute(_QUERY.where(dpi_document.c.document_id.in_(list(batch))))
+            }
+        for document_id, replaces in batch.items():
+            row = rows.get(document_id)
+            if row is None:
+                yield ReadDocument(
+                    document_id,
+                    None,
+                    None,
+                    InvalidContent(
+                        "content_missing", f"document {document_id} is no longer in the DPI"
+                    ),
+                )
+                continue
+            try:
+                document, patient = _to_inputs(row, replaces, content_root)
+            except CdaError as exc:
+                yield ReadDocument(document_id, None, None, exc)
+                continue
+            yield ReadDocument(document_id, document, patient, None)
