@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cda.validate import cda_schema
+from connectors.dmp.client import REPOSITORY_PATH
 from connectors.dmp.schema import repository_schema
 from connectors.dmp.soap import build_fault
 from connectors.dmp_mock.faults import FaultPlan, FaultSettings
@@ -29,7 +30,6 @@ from connectors.dmp_mock.store import open_store
 
 __all__ = ["REPOSITORY_PATH", "MockConfig", "create_app"]
 
-REPOSITORY_PATH = "/si-dmp-server/v2/services/repository"
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
