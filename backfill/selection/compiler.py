@@ -85,8 +85,7 @@ def _in_set(column: ColumnElement[dt.datetime], wall: WallClockSet) -> ColumnEle
 
 
 def _rpps_ok(rpps: ColumnElement[str]) -> ColumnElement[bool]:
-    trimmed = ps.trimmed(rpps)
-    return sa.and_(rpps.is_not(None), sa.func.length(trimmed) == 11, ps.all_digits(trimmed))
+    return sa.and_(rpps.is_not(None), ps.matches(ps.trimmed(rpps), [ps.DIGIT] * 11))
 
 
 def compile_decisions(
@@ -234,21 +233,22 @@ def compile_decisions(
         whens = [(cond, sa.literal(reason.rank, sa.Integer())) for cond, reason in branches]
         return sa.case(*whens, else_=sa.literal(0, sa.Integer()))
 
-    # The uniqueId (and version) of the latest earlier version the live feed sent.
-    sent_earlier = sa.select(earlier.c.dmp_unique_id, earlier.c.version).where(
-        earlier.c.set_id == d.c.set_id,
-        earlier.c.version < d.c.version,
-        earlier.c.dmp_unique_id.is_not(None),
+    # The uniqueId of the latest earlier version the live feed sent. Versions start at 1, so a
+    # first version skips the lookup (most documents: it costs a quarter of the query otherwise).
+    replaces = sa.case(
+        (
+            d.c.version > 1,
+            sa.select(earlier.c.dmp_unique_id)
+            .where(
+                earlier.c.set_id == d.c.set_id,
+                earlier.c.version < d.c.version,
+                earlier.c.dmp_unique_id.is_not(None),
+            )
+            .order_by(earlier.c.version.desc())
+            .limit(1)
+            .scalar_subquery(),
+        )
     )
-    replaces = (
-        sent_earlier.with_only_columns(earlier.c.dmp_unique_id)
-        .order_by(earlier.c.version.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    replaces_version = sent_earlier.with_only_columns(
-        sa.func.max(earlier.c.version)
-    ).scalar_subquery()
     columns: list[ColumnElement[object]] = [
         d.c.document_id,
         d.c.set_id,
@@ -263,7 +263,6 @@ def compile_decisions(
         p.c.identity_status,
         ranked(before_identity + identity + after_identity).label("rank"),
         replaces.label("replaces_unique_id"),
-        replaces_version.label("replaces_version"),
     ]
     if identity_aside:
         still_blocking = [

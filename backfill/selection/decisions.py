@@ -9,7 +9,7 @@ they could change. Facts come in one batch per fetched chunk of rows.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,9 @@ from sqlalchemy.engine import Connection, Engine
 from backfill.errors import DataSourceError
 from backfill.selection.compiler import PDF_MEDIA_TYPE, Window, compile_decisions
 from backfill.selection.facts import InMemoryLedgerFacts, LedgerFacts, check_file_content
-from backfill.selection.reasons import SELECTED, Reason, by_rank
+from backfill.selection.reasons import SELECTED, Reason
 from backfill.selection.rules import Rule
+from connectors.dpi.contract import dpi_document
 
 __all__ = ["Decision", "decide"]
 
@@ -29,7 +30,7 @@ _NONE = 99  # rank of "no failing reason", above every reason
 _CONTENT_FROM_FILE = Reason.CONTENT_MISSING.rank  # file checks can give 16 and above
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     """What the engine does with one document version, and what it needs to know to do it."""
 
@@ -118,83 +119,114 @@ def _stream(
     content_root: Path | None,
     fetch_size: int,
 ) -> Iterator[Decision]:
+    if conn.dialect.name == "postgresql":
+        # A server-side cursor plans for its first 10 % by default; we read every row.
+        conn.exec_driver_sql("SET LOCAL cursor_tuple_fraction = 1.0")
     result = conn.execution_options(stream_results=True, yield_per=fetch_size).execute(query)
-    columns = result.keys()
-    aside = "rank_identity_aside" in columns
+    aside = "rank_identity_aside" in result.keys()  # noqa: SIM118  (a result is not a mapping)
+    merge = _Merge(conn, rule, as_of, ledger, content_root, aside)
     for rows in result.partitions():
-        yield from _merge(
-            rows, rule=rule, as_of=as_of, ledger=ledger, content_root=content_root, aside=aside
-        )
+        yield from merge(rows)
 
 
-def _merge(
-    rows: Sequence[sa.Row[Any]],
-    *,
-    rule: Rule,
-    as_of: dt.datetime,
-    ledger: LedgerFacts,
-    content_root: Path | None,
-    aside: bool,
-) -> Iterator[Decision]:
-    ranks = [
-        (row.rank or _NONE, (row.rank_identity_aside or _NONE) if aside else _NONE) for row in rows
-    ]
-    could_be_acked = {
-        row.set_id for row, (rank, r2) in zip(rows, ranks, strict=True) if max(rank, r2) > 3
-    }
-    acked = ledger.acknowledged(could_be_acked) if could_be_acked else {}
-    could_lack_dmp = {
-        row.ipp
-        for row, (rank, r2) in zip(rows, ranks, strict=True)
-        if max(rank, r2) > Reason.NO_DMP.rank
-    }
-    no_dmp = set(ledger.without_dmp(could_lack_dmp, as_of)) if could_lack_dmp else set()
-    for row, (rank, rank_aside) in zip(rows, ranks, strict=True):
-        fact = _NONE
-        in_set = acked.get(row.set_id)
-        replaces = row.replaces_unique_id
-        if in_set:
-            if row.version in in_set:
-                fact = Reason.ALREADY_IN_DMP.rank
-            earlier = [v for v in in_set if v < row.version]
-            if earlier:
-                # Ours or the live feed's uniqueId, whichever belongs to the later version
-                # (ours on a tie: we sent it after the live feed did).
-                ours = max(earlier)
-                if replaces is None or row.replaces_version is None or ours >= row.replaces_version:
-                    replaces = in_set[ours]
-        if fact == _NONE and row.ipp in no_dmp:
-            fact = Reason.NO_DMP.rank
-        if (
-            fact == _NONE
-            and not row.has_content
-            and row.content_uri
-            and row.content_uri.strip()
-            and max(rank, rank_aside) > _CONTENT_FROM_FILE
-        ):
-            file_reason = check_file_content(
-                row.content_uri,
-                pdf=(row.mime_type or "").lower() == PDF_MEDIA_TYPE,
-                max_bytes=rule.max_content_bytes,
-                content_root=content_root,
+# The query's columns, in `compile_decisions` order.
+(_ID, _SET, _VERSION, _IPP, _STAY, _KIND, _CREATED, _MIME, _URI, _HAS_CONTENT, _STATUS, _RANK,
+ _REPLACES) = range(13)  # fmt: skip
+_RANK_ASIDE = 13
+_REASON_AT: list[Reason | None] = [None] * (_NONE + 1)
+for _reason in Reason:
+    _REASON_AT[_reason.rank] = _reason
+_ACKED = Reason.ALREADY_IN_DMP.rank
+_NO_DMP = Reason.NO_DMP.rank
+
+
+class _Merge:
+    """Turns one fetched chunk of rows into decisions, with one ledger lookup per kind of fact."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        rule: Rule,
+        as_of: dt.datetime,
+        ledger: LedgerFacts,
+        content_root: Path | None,
+        aside: bool,
+    ) -> None:
+        self.conn, self.rule, self.as_of, self.ledger = conn, rule, as_of, ledger
+        self.content_root, self.aside = content_root, aside
+
+    def __call__(self, rows: Sequence[Sequence[Any]]) -> Iterator[Decision]:
+        aside = self.aside
+        ranks = [
+            (row[_RANK] or _NONE, (row[_RANK_ASIDE] or _NONE) if aside else _NONE) for row in rows
+        ]
+        sets: set[str] = set()
+        ipps: set[str] = set()
+        for row, (rank, rank_aside) in zip(rows, ranks, strict=True):
+            worst = max(rank, rank_aside)
+            if worst > _ACKED:
+                sets.add(row[_SET])
+                if worst > _NO_DMP:
+                    ipps.add(row[_IPP])
+        acked = self.ledger.acknowledged(sets) if sets else {}
+        no_dmp = set(self.ledger.without_dmp(ipps, self.as_of)) if ipps else set()
+        for row, (sql_rank, sql_rank_aside) in zip(rows, ranks, strict=True):
+            rank, rank_aside = sql_rank, sql_rank_aside
+            replaces = row[_REPLACES]
+            fact = _NONE
+            if acked and row[_SET] in acked:
+                fact, replaces = self._acked(row, acked[row[_SET]], replaces)
+            if fact == _NONE and no_dmp and row[_IPP] in no_dmp:
+                fact = _NO_DMP
+            if fact == _NONE and row[_URI] and not row[_HAS_CONTENT]:
+                fact = self._file(row, max(rank, rank_aside))
+            if fact != _NONE:
+                rank, rank_aside = min(rank, fact), min(rank_aside, fact)
+            yield Decision(
+                row[_ID],
+                row[_SET],
+                row[_VERSION],
+                row[_IPP],
+                row[_STAY],
+                row[_KIND],
+                row[_CREATED],
+                _REASON_AT[rank],
+                replaces if rank == _NONE else None,
+                row[_STATUS],
+                row[_MIME],
+                row[_URI],
+                _REASON_AT[rank_aside],
+                aside,
             )
-            if file_reason is not None:
-                fact = file_reason.rank
-        final = min(rank, fact)
-        final_aside = min(rank_aside, fact)
-        yield Decision(
-            document_id=row.document_id,
-            set_id=row.set_id,
-            version=row.version,
-            ipp=row.ipp,
-            stay_id=row.stay_id,
-            kind=row.kind,
-            created_at=row.created_at,
-            reason=None if final == _NONE else by_rank(final),
-            replaces_unique_id=replaces if final == _NONE else None,
-            identity_status=row.identity_status,
-            mime_type=row.mime_type,
-            content_uri=row.content_uri,
-            reason_identity_aside=None if final_aside == _NONE else by_rank(final_aside),
-            identity_aside_computed=aside,
+
+    def _acked(
+        self, row: Sequence[Any], in_set: Mapping[int, str], replaces: str | None
+    ) -> tuple[int, str | None]:
+        version = row[_VERSION]
+        fact = _ACKED if version in in_set else _NONE
+        earlier = [v for v in in_set if v < version]
+        if earlier:
+            ours = max(earlier)
+            # Ours or the live feed's uniqueId, whichever belongs to the later version (ours on
+            # a tie: we sent it after the live feed did). Rare, so asked only here.
+            if replaces is None or ours >= self._live_version(row[_SET], version):
+                replaces = in_set[ours]
+        return fact, replaces
+
+    def _live_version(self, set_id: str, below: int) -> int:
+        d = dpi_document.c
+        query = sa.select(sa.func.max(d.version)).where(
+            d.set_id == set_id, d.version < below, d.dmp_unique_id.is_not(None)
         )
+        return self.conn.execute(query).scalar_one() or 0
+
+    def _file(self, row: Sequence[Any], worst: int) -> int:
+        if worst <= _CONTENT_FROM_FILE or not row[_URI].strip():
+            return _NONE
+        reason = check_file_content(
+            row[_URI],
+            pdf=(row[_MIME] or "").lower() == PDF_MEDIA_TYPE,
+            max_bytes=self.rule.max_content_bytes,
+            content_root=self.content_root,
+        )
+        return _NONE if reason is None else reason.rank

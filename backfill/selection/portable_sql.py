@@ -1,9 +1,9 @@
 """SQL expressions that mean the same on every DPI database (SQLite, PostgreSQL; Oracle and SQL Server by name).
 
 Byte lengths and "does this blob's tail contain these bytes" have a different spelling per
-dialect; they are SQLAlchemy constructs compiled per dialect here. The INS checks (digits, the
-mod-97 key with Corsica) use only `substr`, `replace`, `length`, `CAST` and `%`, which all of
-them share. Every value is a bound parameter.
+dialect; they are SQLAlchemy constructs compiled per dialect here. Character patterns (the INS shape, an RPPS)
+are one pattern written per dialect (GLOB, `~`, LIKE, REGEXP_LIKE); the mod-97 key with Corsica
+uses only `substr`, `replace`, `CAST` and `%`, which all of them share. Every value is a bound parameter.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from sqlalchemy.sql.functions import FunctionElement
 
 __all__ = [
     "WHITESPACE",
-    "all_digits",
     "blob_head_is",
     "blob_tail_contains",
     "byte_length",
@@ -26,6 +25,7 @@ __all__ = [
     "ins_shape_ok",
     "is_blank",
     "is_true",
+    "matches",
     "trimmed",
 ]
 
@@ -139,22 +139,60 @@ def is_blank(column: ColumnElement[str]) -> ColumnElement[bool]:
     return sa.or_(column.is_(None), trimmed(column) == "")
 
 
-def all_digits(text: ColumnElement[str]) -> ColumnElement[bool]:
-    """Every character is 0-9 (an empty string counts: check lengths separately)."""
-    stripped: ColumnElement[str] = text
-    for digit in "0123456789":
-        stripped = sa.func.replace(stripped, digit, "", type_=sa.String())
-    return stripped == ""
+class _matches(FunctionElement[bool]):
+    """True when text matches a whole-string pattern: arguments (text, glob, regex).
+
+    SQLite GLOB and SQL Server LIKE take the glob form (`[0-9]` classes, no wildcards here);
+    PostgreSQL `~` and Oracle REGEXP_LIKE the anchored regular expression.
+    """
+
+    type = sa.Boolean()
+    inherit_cache = True
+
+
+@compiles(_matches)
+def _matches_regex(element: _matches, compiler: SQLCompiler, **kw: Any) -> str:
+    text, _glob, regex = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({text} ~ {regex})"
+
+
+@compiles(_matches, "sqlite")
+def _matches_sqlite(element: _matches, compiler: SQLCompiler, **kw: Any) -> str:
+    text, glob, _regex = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({text} GLOB {glob})"
+
+
+@compiles(_matches, "mssql")
+def _matches_mssql(element: _matches, compiler: SQLCompiler, **kw: Any) -> str:
+    text, glob, _regex = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({text} LIKE {glob})"
+
+
+@compiles(_matches, "oracle")
+def _matches_oracle(element: _matches, compiler: SQLCompiler, **kw: Any) -> str:
+    text, _glob, regex = (compiler.process(c, **kw) for c in element.clauses)
+    return f"REGEXP_LIKE({text}, {regex})"
+
+
+def matches(text: ColumnElement[str], parts: list[str]) -> ColumnElement[bool]:
+    """`text` is exactly the characters of `parts`, each a class like "0-9" or "AB", or a literal.
+
+    One pattern, written for each dialect from the same parts (a literal part is a plain
+    character; a class part is wrapped in brackets).
+    """
+    glob = "".join(f"[{p}]" if len(p) > 1 else p for p in parts)
+    regex = "^" + "".join(f"[{p}]" if len(p) > 1 else p for p in parts) + "$"
+    return _matches(text, sa.literal(glob, sa.String()), sa.literal(regex, sa.String()))
+
+
+DIGIT = "0-9"
 
 
 def ins_shape_ok(matricule: ColumnElement[str]) -> ColumnElement[bool]:
     """15 characters: 5 digits, a department (2 digits, 2A or 2B), 8 digits (6 + the key)."""
-    department = sa.func.substr(matricule, 6, 2, type_=sa.String())
-    return sa.and_(
-        sa.func.length(matricule) == 15,
-        all_digits(sa.func.substr(matricule, 1, 5, type_=sa.String())),
-        sa.or_(all_digits(department), department.in_(["2A", "2B"])),
-        all_digits(sa.func.substr(matricule, 8, 8, type_=sa.String())),
+    return sa.or_(
+        matches(matricule, [DIGIT] * 15),
+        matches(matricule, [DIGIT] * 5 + ["2", "AB"] + [DIGIT] * 8),
     )
 
 

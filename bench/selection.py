@@ -1,0 +1,258 @@
+"""Selection speed and memory: the decision stream over synthetic DPIs of 100 000 and 1 000 000 documents.
+
+For each size and backend (SQLite; PostgreSQL when BACKFILL_TEST_PG_URL or --pg-url is set) it
+bulk-loads generated rows (small contents, no synthetic generator), then measures in a fresh
+process each: a baseline — `SELECT document_id FROM dpi_document` streamed the same way — and
+the full decision stream (history-5y, counted as the audit does), and, with --worklist, the
+stream with the identity column the worklist needs. Prints documents/s and the peak RSS of each
+phase's process: flat memory means the peak does not grow from 100 000 to 1 000 000.
+
+    python bench/selection.py [--sizes 100000 1000000] [--pg-url URL] [--backends sqlite postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import multiprocessing as mp
+import os
+import random
+import resource
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from cda.ins import compute_key
+from connectors.dpi.contract import (
+    create_contract,
+    dpi_author,
+    dpi_document,
+    dpi_patient,
+    dpi_unit,
+    metadata,
+)
+
+AS_OF = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+PDF = b"%PDF-1.4\n% bench\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
+KINDS = ("LDL", "CRH", "CRO", "CR_CONSULT", "CR_URG", "CR_BIO", "CR_IMG", "ORDO", "OTHER")
+DOCS_PER_PATIENT = 5
+BATCH = 20_000
+
+
+def _patients(count: int, rng: random.Random) -> list[dict[str, Any]]:
+    rows = []
+    for n in range(count):
+        body = f"{rng.choice('12')}{rng.randint(40, 99):02d}{rng.randint(1, 12):02d}75{rng.randint(0, 999_999):06d}"
+        rows.append(
+            {
+                "ipp": f"P{n:08d}",
+                "ins_matricule": body + compute_key(body),
+                "ins_oid": "1.2.250.1.213.1.4.10",
+                "identity_status": "QUAL" if rng.random() < 0.8 else rng.choice(("PROV", "VALI")),
+                "identity_doubtful": rng.random() < 0.01,
+                "identity_fictitious": False,
+                "birth_family_name": "NOM",
+                "birth_given_names": "PRENOM",
+                "first_birth_given_name": "PRENOM",
+                "used_family_name": None,
+                "used_given_name": None,
+                "sex": rng.choice("MF"),
+                "birth_date": dt.date(1950 + n % 50, 1 + n % 12, 1 + n % 28),
+                "birth_place_code": "75112",
+                "deceased": rng.random() < 0.02,
+                "death_date": None,
+                "dmp_opposition": rng.random() < 0.01,
+            }
+        )
+    return rows
+
+
+def _documents(first: int, count: int, rng: random.Random) -> list[dict[str, Any]]:
+    rows = []
+    start = dt.datetime(2001, 1, 1)
+    for n in range(first, first + count):
+        set_n = n if rng.random() < 0.9 else max(n - 1, 0)
+        rows.append(
+            {
+                "document_id": f"D{n:09d}",
+                "set_id": f"S{set_n:09d}",
+                "version": 1 if set_n == n else 2,
+                "ipp": f"P{n // DOCS_PER_PATIENT:08d}",
+                "stay_id": None,
+                "kind": KINDS[rng.randrange(len(KINDS))] if rng.random() < 0.4 else "CRH",
+                "title": "Compte rendu",
+                "created_at": start + dt.timedelta(seconds=rng.randrange(26 * 365 * 86400)),
+                "status": "validated" if rng.random() < 0.95 else "draft",
+                "author_id": f"A{n % 50}",
+                "legal_authenticator_id": None,
+                "authenticated_at": None,
+                "unit_code": f"U{n % 10}",
+                "mime_type": "application/pdf",
+                "content": PDF,
+                "content_uri": None,
+                "masked_ps": False,
+                "invisible_patient": False,
+                "invisible_legal_rep": False,
+                "sent_live_at": None,
+                "dmp_unique_id": None,
+            }
+        )
+    return rows
+
+
+def _copy(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL COPY in binary-safe text form (bulk load; the bench measures reading)."""
+    names = [c.name for c in table.columns]
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with (
+        raw.cursor() as cur,
+        cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row([row[name] for name in names])
+
+
+def load(url: str, documents: int) -> float:
+    """Create and fill a DPI of `documents` rows; seconds taken."""
+    started = time.perf_counter()
+    rng = random.Random(42)
+    engine = sa.create_engine(url)
+    metadata.drop_all(engine)
+    create_contract(engine)
+    pg = engine.dialect.name == "postgresql"
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA journal_mode=OFF")
+            conn.exec_driver_sql("PRAGMA synchronous=OFF")
+        conn.execute(
+            dpi_unit.insert(),
+            [
+                {"unit_code": f"U{i}", "name": f"U{i}", "practice_setting_code": "ETABLISSEMENT",
+                 "computerized_since": dt.date(2005, 1, 1) if i == 0 else None}
+                for i in range(10)
+            ],
+        )  # fmt: skip
+        conn.execute(
+            dpi_author.insert(),
+            [
+                {"author_id": f"A{i}", "rpps": f"{10000000000 + i}", "adeli": None,
+                 "family_name": "DOC", "given_name": "T", "specialty_code": None}
+                for i in range(50)
+            ],
+        )  # fmt: skip
+        patients = _patients((documents + DOCS_PER_PATIENT - 1) // DOCS_PER_PATIENT, rng)
+        for first in range(0, len(patients), BATCH):
+            chunk = patients[first : first + BATCH]
+            _copy(conn, dpi_patient, chunk) if pg else conn.execute(dpi_patient.insert(), chunk)
+        for first in range(0, documents, BATCH):
+            chunk = _documents(first, min(BATCH, documents - first), rng)
+            _copy(conn, dpi_document, chunk) if pg else conn.execute(dpi_document.insert(), chunk)
+    if pg:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE")
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def _phase(name: str, url: str, queue: Any) -> None:
+    from backfill.selection import decide, load_rule
+    from backfill.selection.audit import AuditCounts
+    from backfill.selection.worklist import Worklist
+
+    engine = sa.create_engine(url)
+    started = time.perf_counter()
+    if name == "baseline":
+        rows = 0
+        query = sa.select(dpi_document.c.document_id)
+        with engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=5000).execute(query)
+            for partition in result.partitions():
+                rows += len(partition)
+        extra = ""
+    else:
+        counts = AuditCounts()
+        worklist = Worklist() if name == "worklist" else None
+        stream = decide(engine, load_rule("history-5y"), AS_OF, identity_aside=worklist is not None)
+        for decision in counts.count(stream):
+            if worklist is not None:
+                worklist.add(decision)
+        rows = counts.total
+        extra = f"selected {counts.selected}"
+        if worklist is not None:
+            extra += f", worklist {len(worklist)} patients"
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put((rows, seconds, peak, extra))
+
+
+def measure(name: str, url: str) -> tuple[int, float, float, str]:
+    """One phase in a fresh process, so its peak RSS is its own."""
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_phase, args=(name, url, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument("--pg-url", default=os.environ.get("BACKFILL_TEST_PG_URL"))
+    parser.add_argument("--worklist", action="store_true", help="also time the worklist stream")
+    args = parser.parse_args()
+    phases = ["baseline", "decisions"] + (["worklist"] if args.worklist else [])
+    print(
+        f"{'backend':<11}{'documents':>10}  {'phase':<10}{'docs/s':>10}{'seconds':>9}{'peak RSS MB':>13}"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-selection-") as tmp:
+        for backend in args.backends:
+            if backend == "postgresql" and not args.pg_url:
+                print("postgresql: skipped (set BACKFILL_TEST_PG_URL or --pg-url)")
+                continue
+            for size in args.sizes:
+                schema = None
+                if backend == "sqlite":
+                    url = f"sqlite:///{Path(tmp) / f'dpi-{size}.sqlite'}"
+                else:
+                    schema = f"bench_{uuid.uuid4().hex[:8]}"
+                    admin = sa.create_engine(args.pg_url)
+                    with admin.begin() as conn:
+                        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+                    url = (
+                        sa.make_url(args.pg_url)
+                        .update_query_dict({"options": f"-csearch_path={schema}"})
+                        .render_as_string(hide_password=False)
+                    )
+                try:
+                    seconds = load(url, size)
+                    print(
+                        f"{backend:<11}{size:>10}  {'load':<10}{size / seconds:>10.0f}{seconds:>9.1f}"
+                    )
+                    for phase in phases:
+                        rows, took, peak, extra = measure(phase, url)
+                        assert rows == size, (rows, size)
+                        print(
+                            f"{backend:<11}{size:>10}  {phase:<10}{rows / took:>10.0f}{took:>9.1f}"
+                            f"{peak:>13.0f}  {extra}",
+                            flush=True,
+                        )
+                finally:
+                    if schema is not None:
+                        with admin.begin() as conn:
+                            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+                        admin.dispose()
+                    elif backend == "sqlite":
+                        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
