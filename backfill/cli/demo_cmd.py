@@ -7,15 +7,31 @@ The demo is a list of steps, each a function of the shared `DemoContext`; a step
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
+import httpx
 import typer
 
-from backfill.cli._app import app, out_console
+from backfill.cli._app import app, out_console, state
 from backfill.cli.dpi_cmd import print_summary, run_generation
+from backfill.databases import open_engine
+from backfill.documents import build_selected, establishment_of
+from backfill.selection import DEFAULT_RULE, Decision, decide, load_rule
+from backfill.selection.audit import AuditCounts, DecisionCsv, reason_table
+from cda.build import BuiltDocument
+from cda.entry import xon
+from cda.validate import validate
+from connectors.dmp.client import DmpClient
+from connectors.dmp.request import new_submission_set
+from connectors.dmp.vihf import VihfIdentity
+from connectors.dmp_mock.app import MockConfig
+from connectors.dmp_mock.server import MockServer
 
 __all__ = ["DEMO_STEPS", "DemoContext"]
 
@@ -26,11 +42,16 @@ class DemoContext:
     patients: int
     seed: int
     as_of: dt.date
+    export_limit: int = 20
+    send_patients: int = 200
     notes: dict[str, object] = field(default_factory=dict)
 
     @property
     def dpi_url(self) -> str:
         return f"sqlite:///{self.workdir / 'dpi.sqlite'}"
+
+
+PARIS = ZoneInfo("Europe/Paris")
 
 
 def _generate_dpi(ctx: DemoContext) -> None:
@@ -47,8 +68,113 @@ def _generate_dpi(ctx: DemoContext) -> None:
     ctx.notes["summary"] = summary
 
 
+def _audit(ctx: DemoContext) -> None:
+    rule = load_rule(DEFAULT_RULE)
+    as_of = dt.datetime.combine(ctx.as_of, dt.time(), tzinfo=PARIS)
+    counts = AuditCounts()
+    selected: list[Decision] = []
+    engine = open_engine(ctx.dpi_url, "DPI")
+    try:
+        with (ctx.workdir / "decisions.csv").open("w", encoding="utf-8", newline="") as handle:
+            writer = DecisionCsv(handle)
+            for decision in counts.count(decide(engine, rule, as_of)):
+                writer.write(decision)
+                if decision.selected:
+                    selected.append(decision)
+    finally:
+        engine.dispose()
+    counts.write_json(ctx.workdir / "audit.json", rule, as_of)
+    out_console.print(reason_table(counts, rule, as_of))
+    out_console.print(f"written: {ctx.workdir / 'audit.json'}, {ctx.workdir / 'decisions.csv'}")
+    ctx.notes["selected"] = selected
+
+
+def _export_sample(ctx: DemoContext) -> None:
+    selected: list[Decision] = ctx.notes["selected"]  # type: ignore[assignment]
+    folder = ctx.workdir / "cda"
+    folder.mkdir(exist_ok=True)
+    engine = open_engine(ctx.dpi_url, "DPI")
+    verdicts: Counter[str] = Counter()
+    try:
+        sample = [(d.document_id, d.replaces_unique_id) for d in selected[: ctx.export_limit]]
+        for outcome in build_selected(engine, sample, establishment_of(state.settings())):
+            if outcome.built is None:
+                verdicts[f"not built: {outcome.reason}"] += 1
+                continue
+            (folder / f"{outcome.document_id}.xml").write_bytes(outcome.built.xml)
+            verdict = validate(outcome.built.xml)
+            verdicts["valid (" + "+".join(verdict.checks) + ")" if verdict.ok else "INVALID"] += 1
+    finally:
+        engine.dispose()
+    out_console.print(
+        f"{sum(verdicts.values())} selected documents written as CDA to {folder}: "
+        + ", ".join(f"{n} {v}" for v, n in verdicts.items())
+    )
+
+
+def _send_to_mock(ctx: DemoContext) -> None:
+    selected: list[Decision] = ctx.notes["selected"]  # type: ignore[assignment]
+    by_patient: dict[str, list[Decision]] = {}
+    for decision in selected:
+        by_patient.setdefault(decision.ipp, []).append(decision)
+    patients = list(by_patient)[: ctx.send_patients]
+    wanted = [d for ipp in patients for d in by_patient[ipp]]
+    replacements = [d for d in wanted if d.replaces_unique_id]
+    wanted = [d for d in wanted if not d.replaces_unique_id]
+    settings = state.settings()
+    establishment = establishment_of(settings)
+    identity = VihfIdentity(structure_id=settings.structure_id)
+    built: dict[str, list[BuiltDocument]] = {}
+    outcomes: Counter[str] = Counter()
+    engine = open_engine(ctx.dpi_url, "DPI")
+    try:
+        for outcome in build_selected(
+            engine, [(d.document_id, None) for d in wanted], establishment
+        ):
+            if outcome.built is None:
+                outcomes[f"not built: {outcome.reason}"] += 1
+            else:
+                built.setdefault(outcome.ipp or "", []).append(outcome.built)
+    finally:
+        engine.dispose()
+    store = ctx.workdir / "mock-dmp.sqlite"
+    store.unlink(missing_ok=True)
+    started = time.perf_counter()
+    with MockServer(MockConfig(db_url=f"sqlite:///{store}")) as mock:
+        client = DmpClient(mock.base_url, identity)
+        try:
+            for documents in built.values():
+                submission = new_submission_set(
+                    documents[0].entry.patient_id,
+                    source_id=settings.establishment.source_oid,
+                    institution_xon=xon(establishment),
+                )
+                result = client.submit(submission, [(d.entry, d.xml) for d in documents])
+                outcomes[
+                    f"{result.kind.value}"
+                    + (f" ({', '.join(sorted(set(result.codes)))})" if result.codes else "")
+                ] += len(documents)
+        finally:
+            client.close()
+        stored = len(httpx.get(mock.base_url + "/_mock/documents").json())
+    elapsed = time.perf_counter() - started
+    out_console.print(
+        f"{len(patients)} patients, {sum(len(v) for v in built.values())} documents sent to a mock DMP "
+        f"over ITI-41 in {elapsed:.1f} s; the mock holds {stored}: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()))
+    )
+    if replacements:
+        out_console.print(
+            f"{len(replacements)} selected documents replace a version the live feed sent; they "
+            "wait for the sender, which looks up the DMP's entry first."
+        )
+
+
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("synthetic DPI", _generate_dpi),
+    ("dry-run audit (rule history-5y)", _audit),
+    ("a sample of selected documents as CDA files, validated", _export_sample),
+    ("selected documents of the first patients sent to a mock DMP", _send_to_mock),
 ]
 
 
@@ -59,8 +185,12 @@ def demo_command(
     ] = Path("backfill-work"),
     patients: Annotated[int, typer.Option("--patients", min=1, help="Synthetic patients.")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic DPI.")] = 1,
+    send_patients: Annotated[
+        int,
+        typer.Option("--send-patients", min=0, help="Patients whose documents go to the mock DMP."),
+    ] = 200,
 ) -> None:
-    """Generate a synthetic DPI and run the engine on it, on embedded defaults (SQLite, mock DMP)."""
+    """Synthetic DPI, dry-run audit, CDA sample, sending to a mock DMP: on embedded defaults."""
     workdir.mkdir(parents=True, exist_ok=True)
     ctx = DemoContext(
         workdir=workdir.resolve(), patients=patients, seed=seed, as_of=dt.date.today()

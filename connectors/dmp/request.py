@@ -3,22 +3,45 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 
 from lxml import etree
 
-from cda.metadata import DocumentEntry, SubmissionSet
+from cda.metadata import Coded, DocumentEntry, SubmissionSet, XdsAuthor
 from connectors.dmp import mtom
 from connectors.dmp.ebrim import submit_objects
 from connectors.dmp.soap import build_envelope
 from connectors.dmp.vihf import VihfIdentity, build_assertion
 from connectors.dmp.vocabulary import ACTION_REQUEST, NS
 
-__all__ = ["build_request"]
+__all__ = ["CONTENT_TYPE_HOSPITALISATION", "build_request", "new_submission_set"]
 
 _XDS = f"{{{NS['xds']}}}"
 _XOP = f"{{{NS['xop']}}}"
+
+
+# SubmissionSet contentTypeCode (JDV_J59): documents of a hospital stay.
+CONTENT_TYPE_HOSPITALISATION = Coded("03", "1.2.250.1.213.2.2", "Hospitalisation complète")
+
+
+def new_submission_set(
+    patient_id: str,
+    *,
+    source_id: str,
+    institution_xon: str,
+    content_type: Coded = CONTENT_TYPE_HOSPITALISATION,
+) -> SubmissionSet:
+    """A submission set for one patient and one attempt: a fresh uniqueId and time every call."""
+    return SubmissionSet(
+        unique_id="2.25." + str(uuid.uuid4().int),
+        source_id=source_id,
+        patient_id=patient_id,
+        submission_time=dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S"),
+        author=XdsAuthor(person=None, institution=institution_xon),
+        content_type=content_type,
+    )
 
 
 def build_request(

@@ -7,20 +7,18 @@ client would send: valid CDA, exact hash and size, one patient, a fresh Submissi
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import uuid
 from collections.abc import Sequence
 
 from cda.build import BuiltDocument, build_document
+from cda.entry import xon
 from cda.examples import ESTABLISHMENT, example_documents
-from cda.metadata import Coded, SubmissionSet, XdsAuthor
-from connectors.dmp.request import build_request
+from cda.metadata import SubmissionSet
+from connectors.dmp.request import build_request, new_submission_set
 from connectors.dmp.vihf import VihfIdentity
 
 __all__ = ["IDENTITY", "built_examples", "request_for", "submission_set_for", "with_entry"]
 
 IDENTITY = VihfIdentity(structure_id="1" + ESTABLISHMENT.finess_geo)
-_CONTENT_TYPE = Coded("03", "1.2.250.1.213.2.2", "Hospitalisation complète")
 
 
 def built_examples(pdf_size: int = 0, *, patient: str | None = None) -> list[BuiltDocument]:
@@ -33,17 +31,10 @@ def built_examples(pdf_size: int = 0, *, patient: str | None = None) -> list[Bui
 
 
 def submission_set_for(patient_id: str, *, unique_id: str | None = None) -> SubmissionSet:
-    return SubmissionSet(
-        unique_id=unique_id or "2.25." + str(uuid.uuid4().int),
-        source_id=f"{ESTABLISHMENT.oid_root}.4",
-        patient_id=patient_id,
-        submission_time=dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S"),
-        author=XdsAuthor(
-            person=None,
-            institution=f"{ESTABLISHMENT.name}^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^{ESTABLISHMENT.struct_id}",
-        ),
-        content_type=_CONTENT_TYPE,
+    submission = new_submission_set(
+        patient_id, source_id=f"{ESTABLISHMENT.oid_root}.4", institution_xon=xon(ESTABLISHMENT)
     )
+    return dataclasses.replace(submission, unique_id=unique_id) if unique_id else submission
 
 
 def request_for(

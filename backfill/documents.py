@@ -1,0 +1,66 @@
+"""From selected decisions to built CDA documents: read from the DPI, build, or say why not.
+
+Shared by `audit --export-cda`, the demo and the sender. A document that cannot be built is not
+an exception here: it comes back with the reason code of its `CdaError` (DESIGN §5, plus
+`author_unknown` and `visibility_conflict`), for the ledger or the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from backfill.config import Settings
+from cda.build import BuiltDocument, build_document
+from cda.errors import CdaError
+from cda.model import Establishment
+from connectors.dpi.reader import read_documents
+
+__all__ = ["BuildOutcome", "build_selected", "establishment_of"]
+
+
+def establishment_of(settings: Settings) -> Establishment:
+    """The builder's view of the configured establishment."""
+    e = settings.establishment
+    return Establishment(
+        finess_geo=e.finess_geo,
+        name=e.name,
+        oid_root=e.oid_root,
+        facility_type_code=e.facility_type_code,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOutcome:
+    document_id: str
+    ipp: str | None
+    built: BuiltDocument | None
+    reason: str | None
+    """None when built; otherwise the reason code that stopped it."""
+
+
+def build_selected(
+    engine: Engine,
+    wanted: Iterable[tuple[str, str | None]],
+    establishment: Establishment,
+    *,
+    content_root: Path | None = None,
+    xsd_check: bool = True,
+) -> Iterator[BuildOutcome]:
+    """For each (document_id, uniqueId it replaces): the built document, or its reason."""
+    for read in read_documents(engine, wanted, content_root=content_root):
+        document, patient = read.document, read.patient
+        if document is None or patient is None:
+            yield BuildOutcome(
+                read.document_id, None, None, read.error.reason if read.error else "content_missing"
+            )
+            continue
+        try:
+            built = build_document(document, patient, establishment, xsd_check=xsd_check)
+        except CdaError as exc:
+            yield BuildOutcome(read.document_id, patient.ipp, None, exc.reason)
+        else:
+            yield BuildOutcome(read.document_id, patient.ipp, built, None)
