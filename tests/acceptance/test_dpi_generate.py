@@ -78,6 +78,11 @@ def test_demo_runs_in_its_work_folder(tmp_path: Path) -> None:
     result = run_backfill("demo", "--workdir", "work", "--patients", "40", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "synthetic DPI" in result.stdout
+    audit = json.loads((tmp_path / "work" / "audit.json").read_text(encoding="utf-8"))
+    assert set(audit) == {"as_of", "rule", "total", "selected", "excluded", "by_kind"}
+    assert audit["selected"] > 0
+    assert "sent to a mock DMP over ITI-41" in result.stdout
+    assert list((tmp_path / "work" / "cda").glob("*.xml")), "no CDA sample written"
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'work' / 'dpi.sqlite'}")
     with engine.connect() as conn:
         assert conn.scalar(sa.text("select count(*) from dpi_patient")) == 40
