@@ -43,6 +43,7 @@ class DemoContext:
     seed: int
     as_of: dt.date
     export_limit: int = 20
+    schematron: bool | None = None
     send_patients: int = 200
     notes: dict[str, object] = field(default_factory=dict)
 
@@ -102,7 +103,7 @@ def _export_sample(ctx: DemoContext) -> None:
                 verdicts[f"not built: {outcome.reason}"] += 1
                 continue
             (folder / f"{outcome.document_id}.xml").write_bytes(outcome.built.xml)
-            verdict = validate(outcome.built.xml)
+            verdict = validate(outcome.built.xml, schematron=ctx.schematron)
             verdicts["valid (" + "+".join(verdict.checks) + ")" if verdict.ok else "INVALID"] += 1
     finally:
         engine.dispose()
@@ -189,6 +190,13 @@ def demo_command(
         int,
         typer.Option("--send-patients", min=0, help="Patients whose documents go to the mock DMP."),
     ] = 200,
+    schematron: Annotated[
+        bool | None,
+        typer.Option(
+            "--schematron/--no-schematron",
+            help="Check the CDA sample with the schematron too (default: when installed).",
+        ),
+    ] = None,
 ) -> None:
     """Synthetic DPI, dry-run audit, CDA sample, sending to a mock DMP: on embedded defaults."""
     workdir.mkdir(parents=True, exist_ok=True)

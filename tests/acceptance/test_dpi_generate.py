@@ -75,7 +75,9 @@ def test_the_url_can_come_from_the_environment(tmp_path: Path) -> None:
 
 
 def test_demo_runs_in_its_work_folder(tmp_path: Path) -> None:
-    result = run_backfill("demo", "--workdir", "work", "--patients", "40", cwd=tmp_path)
+    result = run_backfill(
+        "demo", "--workdir", "work", "--patients", "40", "--no-schematron", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert "synthetic DPI" in result.stdout
     audit = json.loads((tmp_path / "work" / "audit.json").read_text(encoding="utf-8"))
@@ -94,11 +96,12 @@ def test_demo_runs_in_its_work_folder(tmp_path: Path) -> None:
 
 
 def test_privacy_no_identity_in_any_log_line(tmp_path: Path) -> None:
-    """DEBUG JSON logs of a generation carry no INS, name or birth date of any generated patient."""
-    url = f"sqlite:///{tmp_path / 'dpi.sqlite'}"
+    """DEBUG JSON logs of a full demo run (generate, audit, build, send to the mock DMP) carry no
+    INS, name or birth date of any generated patient."""
+    url = f"sqlite:///{tmp_path / 'work' / 'dpi.sqlite'}"
     result = run_backfill(
         "--log-level", "DEBUG", "--log-format", "json",
-        "dpi", "generate", "--url", url, "--patients", "120", "--seed", "8", "--as-of", "2026-11-01",
+        "demo", "--workdir", "work", "--patients", "120", "--seed", "8", "--no-schematron",
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
