@@ -247,10 +247,15 @@ def test_control_plane_validates_its_input(client) -> None:
 
 def test_the_store_works_on_sqlite_and_postgresql(database) -> None:
     """The mock's own store (SQLAlchemy) behaves the same on both backends, reset included."""
-    with MockServer(MockConfig(db_url=database.url)) as server, httpx.Client(base_url=server.base_url) as http:
+    with (
+        MockServer(MockConfig(db_url=database.url)) as server,
+        httpx.Client(base_url=server.base_url) as http,
+    ):
         assert post(http, server.repository_url, ORIGINALS).outcome.success
         assert post(http, server.repository_url, [REPLACEMENT]).outcome.success
-        assert post(http, server.repository_url, ORIGINALS[:1]).outcome.codes == ("XDSDuplicateUniqueIdInRegistry",)
+        assert post(http, server.repository_url, ORIGINALS[:1]).outcome.codes == (
+            "XDSDuplicateUniqueIdInRegistry",
+        )
         documents = stored(http)
         assert documents[REPLACEMENT.entry.replaces]["status"] == "Deprecated"
         assert documents[ORIGINALS[0].unique_id]["submissions"] == 2
