@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from backfill.cli._app import app, err_console, out_console, state
+from backfill.documents import build_selected, establishment_of
 from backfill.errors import ConfigError, DataSourceError
 from backfill.selection import Window, decide, load_rule
 from backfill.selection.audit import AuditCounts, DecisionCsv, reason_table
@@ -48,13 +51,26 @@ def parse_window(start: str | None, end: str | None, *, catch_up: bool) -> Windo
     return window
 
 
-def export_cda(decisions: list[Decision], folder: Path) -> int:
-    """Extension point for `--export-cda DIR --limit N`: write the CDA of selected documents.
+def export_cda(
+    engine: sa.Engine, decisions: list[Decision], folder: Path, *, content_root: Path | None
+) -> Counter[str]:
+    """`--export-cda DIR --limit N`: the CDA of the first selected documents, one file each.
 
-    Wired when the pipeline's document reader lands (it turns a Decision into the builder's
-    input); until then the option says so instead of writing half a feature.
+    A document that cannot be built is counted under its reason instead (nothing is written
+    for it); the user asked for these files, so they are the only content written to disk.
     """
-    raise ConfigError("--export-cda is not available yet in this version")
+    folder.mkdir(parents=True, exist_ok=True)
+    outcomes: Counter[str] = Counter()
+    wanted = [(d.document_id, d.replaces_unique_id) for d in decisions]
+    establishment = establishment_of(state.settings())
+    for outcome in build_selected(engine, wanted, establishment, content_root=content_root):
+        if outcome.built is None:
+            outcomes[f"not built ({outcome.reason})"] += 1
+            continue
+        safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", outcome.document_id)
+        (folder / f"{safe_name}.xml").write_bytes(outcome.built.xml)
+        outcomes["written"] += 1
+    return outcomes
 
 
 @app.command("audit")
@@ -99,8 +115,6 @@ def audit(
     settings = state.settings()
     settings.require("dpi.url")
     assert settings.dpi.url is not None
-    if export_dir is not None:
-        export_cda([], export_dir)  # refuses before a long audit while it is not wired
     rule = load_rule(rules or settings.rules.file)
     instant = parse_as_of(as_of)
     window = parse_window(window_from, window_to, catch_up=rule.is_catch_up)
@@ -140,6 +154,14 @@ def audit(
             err_console.print(
                 f"identity worklist: {patients} patients → {escape(str(worklist_file))}"
             )
+        if export_dir is not None:
+            outcomes = export_cda(
+                engine, exported, export_dir, content_root=settings.dpi.content_root
+            )
+            summary = ", ".join(f"{n} {what}" for what, n in sorted(outcomes.items()))
+            err_console.print(
+                f"CDA export to {escape(str(export_dir))}: {summary or 'nothing selected'}"
+            )
     except sa.exc.SQLAlchemyError as exc:
         raise DataSourceError(
             f"the DPI database cannot be read ({settings.dpi.url.split(':')[0]}): "
@@ -154,6 +176,4 @@ def audit(
             counts.write_json(json_file, rule, instant)
         except OSError as exc:
             raise ConfigError(f"cannot write {json_file}: {exc.strerror or exc}") from None
-    if export_dir is not None:
-        export_cda(exported, export_dir)
     out_console.print(reason_table(counts, rule, instant))

@@ -166,3 +166,15 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path: Path, dpi: str) -> None:
     result = _audit("--as-of", "yesterday", cwd=tmp_path, dpi_url=dpi)
     assert result.returncode == 2
     assert "--as-of" in result.stderr
+
+
+def test_export_cda_writes_the_selected_documents(tmp_path: Path, dpi: str) -> None:
+    folder = tmp_path / "cda"
+    result = _audit(
+        "--as-of", AS_OF, "--export-cda", str(folder), "--limit", "5", cwd=tmp_path, dpi_url=dpi
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == ["D1.xml"]
+    assert b"ClinicalDocument" in (folder / "D1.xml").read_bytes()
+    assert "1 written" in result.stderr
