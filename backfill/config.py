@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from backfill.errors import ConfigError
+from cda.model import Establishment
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -88,25 +89,14 @@ class EstablishmentSettings(_Section):
 
     _oid = field_validator("oid_root")(classmethod(lambda cls, v: _check_oid(v)))
 
-    @property
-    def ipp_oid(self) -> str:
-        """Assigning authority of the IPP (the patient's local id)."""
-        return f"{self.oid_root}.1"
-
-    @property
-    def stay_oid(self) -> str:
-        """Root of the encounter ids."""
-        return f"{self.oid_root}.2"
-
-    @property
-    def document_set_oid(self) -> str:
-        """Root of the CDA setIds (versions of one document share it)."""
-        return f"{self.oid_root}.3"
-
-    @property
-    def source_oid(self) -> str:
-        """XDS SubmissionSet.sourceId: this sending system."""
-        return f"{self.oid_root}.4"
+    def as_cda(self) -> Establishment:
+        """The builder's view of the establishment; it derives the OIDs under `oid_root`."""
+        return Establishment(
+            finess_geo=self.finess_geo,
+            name=self.name,
+            oid_root=self.oid_root,
+            facility_type_code=self.facility_type_code,
+        )
 
 
 class DpiSettings(_Section):

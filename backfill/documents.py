@@ -24,13 +24,7 @@ __all__ = ["BuildOutcome", "build_selected", "establishment_of"]
 
 def establishment_of(settings: Settings) -> Establishment:
     """The builder's view of the configured establishment."""
-    e = settings.establishment
-    return Establishment(
-        finess_geo=e.finess_geo,
-        name=e.name,
-        oid_root=e.oid_root,
-        facility_type_code=e.facility_type_code,
-    )
+    return settings.establishment.as_cda()
 
 
 @dataclass(frozen=True, slots=True)

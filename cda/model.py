@@ -41,6 +41,11 @@ class Establishment:
     def document_set_oid(self) -> str:
         return f"{self.oid_root}.3"
 
+    @property
+    def source_oid(self) -> str:
+        """XDS SubmissionSet.sourceId: this sending system."""
+        return f"{self.oid_root}.4"
+
 
 @dataclass(frozen=True, slots=True)
 class Patient:

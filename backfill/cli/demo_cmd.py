@@ -147,7 +147,7 @@ def _send_to_mock(ctx: DemoContext) -> None:
             for documents in built.values():
                 submission = new_submission_set(
                     documents[0].entry.patient_id,
-                    source_id=settings.establishment.source_oid,
+                    source_id=establishment.source_oid,
                     institution_xon=xon(establishment),
                 )
                 result = client.submit(submission, [(d.entry, d.xml) for d in documents])

@@ -120,7 +120,7 @@ def test_the_shipped_sample_is_valid_and_complete() -> None:
 
 def test_derived_establishment_oids() -> None:
     """IPP, stay, document-set and source OIDs hang under the establishment's root."""
-    est = load_settings().establishment
+    est = load_settings().establishment.as_cda()
     assert (est.ipp_oid, est.stay_oid, est.document_set_oid, est.source_oid) == (
         "1.2.250.1.999.42.1",
         "1.2.250.1.999.42.2",
