@@ -1,8 +1,8 @@
 """Selection speed and memory: the decision stream over synthetic DPIs of 100 000 and 1 000 000 documents.
 
 For each size and backend (SQLite; PostgreSQL when BACKFILL_TEST_PG_URL or --pg-url is set) it
-bulk-loads generated rows (small contents, no synthetic generator), then measures in a fresh
-process each: a baseline — `SELECT document_id FROM dpi_document` streamed the same way — and
+bulk-loads generated rows (small contents, no synthetic generator), then measures, each in a
+fresh process so its peak RSS (VmHWM) is its own: a baseline — `SELECT document_id FROM dpi_document` streamed the same way — and
 the full decision stream (history-5y, counted as the audit does), and, with --worklist, the
 stream with the identity column the worklist needs. Prints documents/s and the peak RSS of each
 phase's process: flat memory means the peak does not grow from 100 000 to 1 000 000.
@@ -159,7 +159,26 @@ def load(url: str, documents: int) -> float:
     return time.perf_counter() - started
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS: VmHWM, which an exec resets (ru_maxrss keeps the parent's)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _load_phase(name: str, url: str, queue: Any) -> None:
+    size = int(name)
+    queue.put((size, load(url, size), peak_rss_mb(), ""))
+
+
 def _phase(name: str, url: str, queue: Any) -> None:
+    if name.isdigit():
+        _load_phase(name, url, queue)
+        return
     from backfill.selection import decide, load_rule
     from backfill.selection.audit import AuditCounts
     from backfill.selection.worklist import Worklist
@@ -187,8 +206,7 @@ def _phase(name: str, url: str, queue: Any) -> None:
             extra += f", worklist {len(worklist)} patients"
     seconds = time.perf_counter() - started
     engine.dispose()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((rows, seconds, peak, extra))
+    queue.put((rows, seconds, peak_rss_mb(), extra))
 
 
 def measure(name: str, url: str) -> tuple[int, float, float, str]:
@@ -233,9 +251,11 @@ def main() -> None:
                         .render_as_string(hide_password=False)
                     )
                 try:
-                    seconds = load(url, size)
+                    _, seconds, peak, _ = measure(str(size), url)  # loading, in its own process too
                     print(
                         f"{backend:<11}{size:>10}  {'load':<10}{size / seconds:>10.0f}{seconds:>9.1f}"
+                        f"{peak:>13.0f}",
+                        flush=True,
                     )
                     for phase in phases:
                         rows, took, peak, extra = measure(phase, url)
