@@ -32,7 +32,11 @@ _CONTENT_FROM_FILE = Reason.CONTENT_MISSING.rank  # file checks can give 16 and 
 
 @dataclass(slots=True)
 class Decision:
-    """What the engine does with one document version, and what it needs to know to do it."""
+    """What the engine does with one document version, and what it needs to know to do it.
+
+    Not frozen: a million of them are made per run, and a frozen dataclass's `__init__` costs
+    three times as much. Treat it as a value all the same.
+    """
 
     document_id: str
     set_id: str
@@ -103,8 +107,11 @@ def decide(
         try:
             with bind.connect() as conn:
                 yield from _stream(conn, query, **options)
-        except sa.exc.OperationalError as exc:
-            raise DataSourceError(f"the DPI database cannot be read: {exc.orig}") from None
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+            raise DataSourceError(
+                f"the DPI database cannot be read: {exc.orig} (it must offer the five relations "
+                "of the DPI contract, see docs/mapping-a-dpi.md)"
+            ) from None
         return
     yield from _stream(bind, query, **options)
 

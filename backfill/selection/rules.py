@@ -10,7 +10,7 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -24,8 +24,10 @@ DEFAULT_RULE = "history-5y"
 
 Kind = Literal["LDL", "CRH", "CRO", "CR_CONSULT", "CR_URG", "CR_BIO", "CR_IMG", "ORDO", "OTHER"]
 IdentityStatus = Literal["PROV", "RECUP", "VALI", "QUAL"]
-assert set(Kind.__args__) == set(DOCUMENT_KINDS)  # type: ignore[attr-defined]
-assert set(IdentityStatus.__args__) == set(IDENTITY_STATUSES)  # type: ignore[attr-defined]
+if set(get_args(Kind)) != set(DOCUMENT_KINDS) or set(get_args(IdentityStatus)) != set(
+    IDENTITY_STATUSES
+):  # the rule's vocabulary is the DPI contract's
+    raise ImportError("backfill.selection.rules disagrees with connectors.dpi.contract")
 
 MediaType = Annotated[str, Field(min_length=3, pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")]
 
