@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from cda import schematron as sch
+from tests.acceptance.cli import run_backfill
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "cda"
 
 
 def _validate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
-    env["BACKFILL_SHARED_DIR"] = os.environ.get("BACKFILL_SHARED_DIR", "")
-    env["COLUMNS"] = "400"  # one failure per line, whatever the terminal
-    return subprocess.run(
-        [sys.executable, "-m", "backfill", "validate", *args],
-        check=False,
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    # One failure per line, whatever the terminal.
+    return run_backfill("validate", *args, cwd=cwd, env={"COLUMNS": "400"})
 
 
 @pytest.fixture
