@@ -147,12 +147,7 @@ def generate_command(
     ] = False,
 ) -> None:
     """Create a realistic, deterministic, fictitious DPI (test INS only)."""
-    settings = state.settings()
-    target = url or settings.dpi.url
-    if not target:
-        raise ConfigError(
-            "no DPI URL: pass --url, set BACKFILL_DPI_URL, or dpi.url in backfill.toml"
-        )
+    target = _dpi_url(url)
     reference = _parse_date(as_of) if as_of else dt.date.today()
     if as_of is None:
         out_console.print(f"as of {reference.isoformat()} (pass --as-of for a reproducible DPI)")
@@ -175,18 +170,23 @@ def summary_command(
     ] = None,
 ) -> None:
     """Count what a DPI holds, through the contract's relations."""
-    settings = state.settings()
-    target = url or settings.dpi.url
-    if not target:
-        raise ConfigError(
-            "no DPI URL: pass --url, set BACKFILL_DPI_URL, or dpi.url in backfill.toml"
-        )
+    target = _dpi_url(url)
     engine = open_engine(target, "DPI")
     try:
         with translate_errors("DPI", target):
             print_summary(summarize(engine))
     finally:
         engine.dispose()
+
+
+def _dpi_url(given: str | None) -> str:
+    """--url, else the configured dpi.url; neither is a configuration error."""
+    target = given or state.settings().dpi.url
+    if not target:
+        raise ConfigError(
+            "no DPI URL: pass --url, set BACKFILL_DPI_URL, or dpi.url in backfill.toml"
+        )
+    return target
 
 
 def _parse_date(value: str) -> dt.date:
