@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from backfill.selection import Reason, decide, load_rule
 from connectors.dpi.synthetic import GenerationOptions, generate
+from connectors.dpi.synthetic.defects import DOCUMENT_DEFECTS, FILE_DEFECTS, PATIENT_DEFECTS
 
 AS_OF = dt.date(2026, 11, 1)
 
@@ -54,6 +55,39 @@ def test_every_defect_gets_its_reason(database, tmp_path: Path) -> None:
             ]
             assert all(d.decision == expected for d in reached), (ipp, defect)
             checked += bool(reached)
-    # The generator places defects on a patient's first summary document without checking its
-    # date or whether the live feed sent it, so some are excluded earlier (older, already sent).
+    # Random defects fall anywhere (old documents, biology reports): some stop earlier.
     assert checked >= len(defects) // 2
+
+
+def test_the_placed_defects_get_exactly_their_reason_under_the_default_rule(
+    database, tmp_path: Path
+) -> None:
+    """The 18 deliberately placed defects (patients 0–17) land on documents the default rule would
+    otherwise send, so each gets exactly the recorded reason — the audit shows every reason."""
+    engine = database.engine()
+    try:
+        generate(
+            engine,
+            GenerationOptions(patients=18, seed=3, as_of=AS_OF, pdf_kb=1, files_dir=tmp_path),
+        )
+        with engine.connect() as conn:
+            defects = conn.execute(
+                sa.text("SELECT ipp, document_id, defect, expected_reason FROM synthetic_defect")
+            ).all()
+        as_of = dt.datetime.combine(AS_OF, dt.time(), tzinfo=dt.UTC)
+        decisions = list(decide(engine, load_rule("history-5y"), as_of))
+    finally:
+        engine.dispose()
+    by_document = {d.document_id: d.decision for d in decisions}
+    # Patient i of a block carries the i-th defect kind (random ones come on top, anywhere).
+    slots = [*PATIENT_DEFECTS, *DOCUMENT_DEFECTS, *FILE_DEFECTS]
+    placed = {}
+    for ipp, document_id, defect, expected in defects:
+        if defect != slots[int(ipp[1:])]:
+            continue
+        if document_id is None:
+            placed[defect] = expected in {d.decision for d in decisions if d.ipp == ipp}
+        else:
+            placed[defect] = by_document[document_id] == expected
+    assert len(placed) == 18
+    assert all(placed.values()), [defect for defect, ok in placed.items() if not ok]

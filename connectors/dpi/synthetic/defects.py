@@ -5,7 +5,7 @@ finished); the engine must answer each with its precise reason and never send it
 which defect is written to the side table `synthetic_defect` (not part of the DPI contract).
 
 Placement is deterministic: in every block of 400 patients, patients 0–6 carry one identity
-defect each and patients 7–17 one document defect on their first summary document, all of them
+defect each and patients 7–17 one document defect on their latest sendable summary document, all
 made otherwise eligible (qualified INS, alive, not opposed) so that the defect is what stops
 them; a DPI of 18 patients already holds every kind. A further ~0.5 % of documents get a random
 document defect wherever they fall.
@@ -14,6 +14,7 @@ document defect wherever they fall.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import random
 from dataclasses import dataclass
 
@@ -29,8 +30,8 @@ __all__ = [
     "DefectRecord",
     "apply_document_defect",
     "apply_patient_defect",
+    "defect_target",
     "document_defect_for",
-    "first_summary_document",
     "make_eligible",
     "patient_defect_for",
     "random_document_defect",
@@ -135,10 +136,22 @@ def apply_patient_defect(patient: PatientRow, defect: str) -> PatientRow:
     return dataclasses.replace(clean, **changes)  # type: ignore[arg-type]
 
 
-def first_summary_document(documents: list[DocumentRow]) -> DocumentRow | None:
-    return next(
-        (d for d in documents if d.kind in _SUMMARY_KINDS and d.status == "validated"), None
-    )
+def defect_target(documents: list[DocumentRow], as_of: dt.datetime) -> DocumentRow | None:
+    """The document a planned defect goes on: the most recent summary document that the default
+    rule would otherwise send (validated, last version, under four years old, not sent live);
+    failing that, the most recent validated summary document."""
+    latest: dict[str, int] = {}
+    for d in documents:
+        latest[d.set_id] = max(latest.get(d.set_id, 0), d.version)
+    recent = as_of - dt.timedelta(days=4 * 365)
+    candidates = [
+        d for d in documents
+        if d.kind in _SUMMARY_KINDS and d.status == "validated" and d.version == latest[d.set_id]
+        and d.sent_live_at is None and d.created_at >= recent
+    ]  # fmt: skip
+    if not candidates:
+        candidates = [d for d in documents if d.kind in _SUMMARY_KINDS and d.status == "validated"]
+    return max(candidates, key=lambda d: d.created_at, default=None)
 
 
 def apply_document_defect(document: DocumentRow, defect: str) -> None:

@@ -111,6 +111,10 @@ def _patient_rows(
         found.append(
             defects.DefectRecord(ipp, None, patient_defect, defects.PATIENT_DEFECTS[patient_defect])
         )
+    with_files = options.files_dir is not None
+    planned = defects.document_defect_for(index, with_files)
+    if planned:
+        patient = defects.make_eligible(patient)
     stays, documents = make_history(
         rng,
         ipp,
@@ -118,12 +122,9 @@ def _patient_rows(
         authors=authors,
         finess_geo=options.finess_geo,
         born=patient.birth_date,
+        ensure_recent=bool(patient_defect or planned),
     )
-    with_files = options.files_dir is not None
-    planned = defects.document_defect_for(index, with_files)
-    if planned:
-        patient = defects.make_eligible(patient)
-    target = defects.first_summary_document(documents) if planned else None
+    target = defects.defect_target(documents, as_of) if planned else None
     expected = {**defects.DOCUMENT_DEFECTS, **defects.FILE_DEFECTS}
     for document in documents:
         document.content = _pdf_for(rng, document, options.pdf_kb)

@@ -108,8 +108,13 @@ def make_history(
     authors: list[str],
     finess_geo: str,
     born: dt.date | None,
+    ensure_recent: bool = False,
 ) -> tuple[list[StayRow], list[DocumentRow]]:
-    """The stays and document versions of one patient, defect-free; PDFs are added later."""
+    """The stays and document versions of one patient, defect-free; PDFs are added later.
+
+    `ensure_recent` adds a consultation of the last months whose report the live feed never sent:
+    the patients who carry a deliberate defect get one, so the default rule reaches their defect.
+    """
     stays: list[StayRow] = []
     documents: list[DocumentRow] = []
     earliest = as_of - dt.timedelta(days=HISTORY_YEARS * 365)
@@ -157,12 +162,46 @@ def make_history(
                 if d.kind == "CR_BIO"
             )
 
+    if ensure_recent:
+        admitted = as_of - dt.timedelta(days=rng.randrange(20, 300), minutes=rng.randrange(600))
+        stay = StayRow(f"{ipp}-S{len(stays) + 1:02d}", ipp, "EXTERNE", admitted,
+                       admitted + dt.timedelta(hours=1), "finished", "CONSULT")  # fmt: skip
+        stays.append(stay)
+        set_id = f"{stay.stay_id}-D1"
+        created = admitted + dt.timedelta(hours=2)
+        author = rng.choice(authors)
+        documents.append(
+            DocumentRow(
+                document_id=f"{set_id}-V1",
+                set_id=set_id,
+                version=1,
+                ipp=ipp,
+                stay_id=stay.stay_id,
+                kind="CR_CONSULT",
+                title=_TITLES["CR_CONSULT"],
+                created_at=created,
+                status="validated",
+                author_id=author,
+                legal_authenticator_id=author,
+                authenticated_at=created + dt.timedelta(hours=3),
+                unit_code=stay.unit_code,
+                mime_type="application/pdf",
+                content=None,
+                content_uri=None,
+                masked_ps=False,
+                invisible_patient=False,
+                invisible_legal_rep=False,
+                sent_live_at=None,
+                dmp_unique_id=None,
+            )
+        )
+
     # Some patients come back soon: a stay planned in the coming weeks (DS1.4's priority).
     if rng.random() < 0.06:
         when = as_of.replace(hour=8, minute=0) + dt.timedelta(days=rng.randrange(1, 60))
         encounter = rng.choice(("IMP", "AMB", "EXTERNE"))
         stays.append(
-            StayRow(f"{ipp}-S{len(starts) + 1:02d}", ipp, encounter, when, None, "planned",
+            StayRow(f"{ipp}-S{len(stays) + 1:02d}", ipp, encounter, when, None, "planned",
                     rng.choice(units_for(encounter)))
         )  # fmt: skip
     return stays, documents
