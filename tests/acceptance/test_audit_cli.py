@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,23 +13,15 @@ import sqlalchemy as sa
 
 from backfill.selection.reasons import Reason
 from connectors.dpi.contract import create_contract
+from tests.acceptance.cli import run_backfill
 from tests.integration.selection_support import author, document, insert, patient, stay, unit
 
 AS_OF = "2026-11-23T10:00:00+01:00"
 
 
 def _audit(*args: str, cwd: Path, dpi_url: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
-    if dpi_url is not None:
-        env["BACKFILL_DPI_URL"] = dpi_url
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "backfill", "audit", *args],
-        check=False,
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
+    return run_backfill(
+        "audit", *args, cwd=cwd, env={"BACKFILL_DPI_URL": dpi_url} if dpi_url else None
     )
 
 
