@@ -19,21 +19,30 @@ from connectors.dpi.synthetic.defects import DOCUMENT_DEFECTS, FILE_DEFECTS, PAT
 AS_OF = dt.date(2026, 11, 1)
 
 
-def test_every_defect_gets_its_reason(database, tmp_path: Path) -> None:
+def defects_and_decisions(
+    database, files: Path, *, patients: int, seed: int, rule: str
+) -> tuple[list, list]:
+    """Generate a synthetic DPI, then its recorded defects and every document's decision."""
     engine = database.engine()
     try:
         generate(
             engine,
-            GenerationOptions(patients=40, seed=7, as_of=AS_OF, pdf_kb=1, files_dir=tmp_path),
+            GenerationOptions(patients=patients, seed=seed, as_of=AS_OF, pdf_kb=1, files_dir=files),
         )
         with engine.connect() as conn:
             defects = conn.execute(
                 sa.text("SELECT ipp, document_id, defect, expected_reason FROM synthetic_defect")
             ).all()
         as_of = dt.datetime.combine(AS_OF, dt.time(), tzinfo=dt.UTC)
-        decisions = list(decide(engine, load_rule("history-20y"), as_of))
+        return defects, list(decide(engine, load_rule(rule), as_of))
     finally:
         engine.dispose()
+
+
+def test_every_defect_gets_its_reason(database, tmp_path: Path) -> None:
+    defects, decisions = defects_and_decisions(
+        database, tmp_path, patients=40, seed=7, rule="history-20y"
+    )
     by_document = {d.document_id: d for d in decisions}
     by_patient: dict[str, list[object]] = {}
     for decision in decisions:
@@ -64,20 +73,9 @@ def test_the_placed_defects_get_exactly_their_reason_under_the_default_rule(
 ) -> None:
     """The 18 deliberately placed defects (patients 0–17) land on documents the default rule would
     otherwise send, so each gets exactly the recorded reason — the audit shows every reason."""
-    engine = database.engine()
-    try:
-        generate(
-            engine,
-            GenerationOptions(patients=18, seed=3, as_of=AS_OF, pdf_kb=1, files_dir=tmp_path),
-        )
-        with engine.connect() as conn:
-            defects = conn.execute(
-                sa.text("SELECT ipp, document_id, defect, expected_reason FROM synthetic_defect")
-            ).all()
-        as_of = dt.datetime.combine(AS_OF, dt.time(), tzinfo=dt.UTC)
-        decisions = list(decide(engine, load_rule("history-5y"), as_of))
-    finally:
-        engine.dispose()
+    defects, decisions = defects_and_decisions(
+        database, tmp_path, patients=18, seed=3, rule="history-5y"
+    )
     by_document = {d.document_id: d.decision for d in decisions}
     # Patient i of a block carries the i-th defect kind (random ones come on top, anywhere).
     slots = [*PATIENT_DEFECTS, *DOCUMENT_DEFECTS, *FILE_DEFECTS]

@@ -167,32 +167,15 @@ def make_history(
         stay = StayRow(f"{ipp}-S{len(stays) + 1:02d}", ipp, "EXTERNE", admitted,
                        admitted + dt.timedelta(hours=1), "finished", "CONSULT")  # fmt: skip
         stays.append(stay)
-        set_id = f"{stay.stay_id}-D1"
-        created = admitted + dt.timedelta(hours=2)
-        author = rng.choice(authors)
-        documents.append(
-            DocumentRow(
-                document_id=f"{set_id}-V1",
-                set_id=set_id,
-                version=1,
-                ipp=ipp,
-                stay_id=stay.stay_id,
-                kind="CR_CONSULT",
-                title=_TITLES["CR_CONSULT"],
-                created_at=created,
-                status="validated",
-                author_id=author,
-                legal_authenticator_id=author,
-                authenticated_at=created + dt.timedelta(hours=3),
-                unit_code=stay.unit_code,
-                mime_type="application/pdf",
-                content=None,
-                content_uri=None,
-                masked_ps=False,
-                invisible_patient=False,
-                invisible_legal_rep=False,
-                sent_live_at=None,
-                dmp_unique_id=None,
+        documents.extend(
+            _documents(
+                rng,
+                stay,
+                written_from=admitted,
+                as_of=as_of,
+                authors=authors,
+                finess_geo=finess_geo,
+                plain_kind="CR_CONSULT",
             )
         )
 
@@ -215,11 +198,16 @@ def _documents(
     as_of: dt.datetime,
     authors: list[str],
     finess_geo: str,
+    plain_kind: str | None = None,
 ) -> list[DocumentRow]:
+    """The documents of a stay; with `plain_kind`, exactly one of that kind: validated, one
+    version, no visibility flag, never sent by the live feed."""
     out: list[DocumentRow] = []
     kinds = [k for k, p in _DOCUMENTS_BY_ENCOUNTER[stay.encounter_type] if rng.random() < p]
     if rng.random() < 0.01:
         kinds.append("OTHER")
+    if plain_kind is not None:
+        kinds = [plain_kind]
     for index, kind in enumerate(kinds, start=1):
         set_id = f"{stay.stay_id}-D{index}"
         author = rng.choice(authors)
@@ -232,6 +220,14 @@ def _documents(
         masked = rng.random() < 0.01
         invisible_patient = not masked and rng.random() < 0.005
         invisible_rep = rng.random() < 0.002
+        if plain_kind is not None:
+            versions, last_status, masked, invisible_patient, invisible_rep = (
+                1,
+                "validated",
+                False,
+                False,
+                False,
+            )
         for version in range(1, versions + 1):
             document_id = f"{set_id}-V{version}"
             status = last_status if version == versions else "validated"
@@ -242,6 +238,7 @@ def _documents(
                 and kind in _LIVE_KINDS
                 and authenticated >= LIVE_FEED_START
                 and authenticated < as_of
+                and plain_kind is None
                 and rng.random() < 0.55
             ):
                 sent = authenticated + dt.timedelta(minutes=rng.randrange(5, 600))
