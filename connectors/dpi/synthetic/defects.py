@@ -5,9 +5,9 @@ finished); the engine must answer each with its precise reason and never send it
 which defect is written to the side table `synthetic_defect` (not part of the DPI contract).
 
 Placement is deterministic: in every block of 400 patients, patients 0–6 carry one identity
-defect each and patients 7–17 one document defect on their latest sendable summary document, all
+defect each and patients 7–18 one document defect on their latest sendable summary document, all
 made otherwise eligible (qualified INS, alive, not opposed) so that the defect is what stops
-them; a DPI of 18 patients already holds every kind. A further ~0.5 % of documents get a random
+them; a DPI of 19 patients already holds every kind. A further ~0.5 % of documents get a random
 document defect wherever they fall.
 """
 
@@ -58,6 +58,7 @@ DOCUMENT_DEFECTS = {
     "pdf_truncated": "content_corrupt",
     "author_without_rpps": "author_unknown",
     "visibility_conflict": "visibility_conflict",
+    "date_in_future": "future_dated",
 }
 # Defects that need a content folder: a `file:` URI to a missing file, or to one over the limit.
 FILE_DEFECTS = {
@@ -174,3 +175,6 @@ def apply_document_defect(document: DocumentRow, defect: str) -> None:
     elif defect == "visibility_conflict":
         document.masked_ps = True
         document.invisible_patient = True
+    elif defect == "date_in_future":
+        # A year typed wrong: 2028 for 2026.
+        document.created_at += dt.timedelta(days=730)

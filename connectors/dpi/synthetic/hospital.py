@@ -52,11 +52,11 @@ UNITS = (
     ("PEDIA", "Pédiatrie", "ETABLISSEMENT", 2015, ("IMP", "EXTERNE")),
     ("ONCO", "Oncologie médicale", "ETABLISSEMENT", 2008, ("AMB", "IMP", "EXTERNE")),
     ("GERIA", "Gériatrie", "ETABLISSEMENT", None, ("IMP",)),
-    ("HAD", "Hospitalisation à domicile", "HAD", 2016, ("IMP",)),
+    ("HAD", "Hospitalisation à domicile", "HAD", 2023, ("IMP",)),
     ("SMUR", "SAMU-SMUR", "SAMU_SMUR", 2012, ("EMER",)),
     ("URG", "Urgences adultes", "ETABLISSEMENT", 2005, ("EMER",)),
     ("CONSULT", "Consultations externes", "AMBULATOIRE", None, ("EXTERNE",)),
-    ("SOINS-PAL", "Soins palliatifs", "PALLIATIF", 2018, ("IMP",)),
+    ("SOINS-PAL", "Soins palliatifs", "PALLIATIF", 2022, ("IMP",)),
 )
 
 SPECIALTIES = ("G15_10/SM26", "G15_10/SM04", "G15_10/SM15", "G15_10/SM53", "G15_10/SM20",
