@@ -201,7 +201,12 @@ def demo_command(
     """Synthetic DPI, dry-run audit, CDA sample, sending to a mock DMP: on embedded defaults."""
     workdir.mkdir(parents=True, exist_ok=True)
     ctx = DemoContext(
-        workdir=workdir.resolve(), patients=patients, seed=seed, as_of=dt.date.today()
+        workdir=workdir.resolve(),
+        patients=patients,
+        seed=seed,
+        as_of=dt.date.today(),
+        send_patients=send_patients,
+        schematron=schematron,
     )
     out_console.print(f"demo in {ctx.workdir} (as of {ctx.as_of.isoformat()})")
     for number, (title, step) in enumerate(DEMO_STEPS, start=1):

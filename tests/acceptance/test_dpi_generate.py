@@ -76,14 +76,17 @@ def test_the_url_can_come_from_the_environment(tmp_path: Path) -> None:
 
 def test_demo_runs_in_its_work_folder(tmp_path: Path) -> None:
     result = run_backfill(
-        "demo", "--workdir", "work", "--patients", "40", "--no-schematron", cwd=tmp_path
-    )
+        "demo", "--workdir", "work", "--patients", "40", "--no-schematron", "--send-patients", "7",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "synthetic DPI" in result.stdout
     audit = json.loads((tmp_path / "work" / "audit.json").read_text(encoding="utf-8"))
     assert set(audit) == {"as_of", "rule", "total", "selected", "excluded", "by_kind"}
     assert audit["selected"] > 0
+    assert "7 patients" in result.stdout
     assert "sent to a mock DMP over ITI-41" in result.stdout
+    assert "valid (xml+xsd)" in result.stdout, "--no-schematron was not honoured"
     assert list((tmp_path / "work" / "cda").glob("*.xml")), "no CDA sample written"
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'work' / 'dpi.sqlite'}")
     with engine.connect() as conn:
