@@ -177,6 +177,9 @@ def generate(
     if options.patients < 0:
         raise GenerationError("the number of patients cannot be negative")
     started = time.perf_counter()
+    if options.files_dir is not None:
+        # `file:` URIs are absolute: a DPI made from a relative folder must stay readable.
+        options = dataclasses.replace(options, files_dir=options.files_dir.resolve())
     _prepare(engine, options)
     report = GenerationReport()
     as_of = dt.datetime.combine(options.as_of, dt.time(0, 0))
