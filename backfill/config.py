@@ -107,7 +107,8 @@ class DpiSettings(_Section):
         5000, ge=100, le=1_000_000, description="rows per round trip when streaming"
     )
     content_root: Path | None = Field(
-        None, description="folder that `file:` content URIs must stay inside (None: anywhere)"
+        None,
+        description="folder that `file:` content URIs must stay inside; relative URIs are taken under it (None: anywhere)",
     )
 
 

@@ -14,9 +14,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
 
 from backfill.selection.reasons import Reason
+from connectors.dpi.content import content_path
 
 __all__ = ["InMemoryLedgerFacts", "LedgerFacts", "check_file_content"]
 
@@ -51,20 +51,6 @@ class InMemoryLedgerFacts:
         return {ipp for ipp in ipps if ipp in self.no_dmp and self.no_dmp[ipp] > as_of}
 
 
-def _path_of(uri: str, content_root: Path | None) -> Path | None:
-    parts = urlsplit(uri.strip())
-    if parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost"):
-        return None
-    path = Path(unquote(parts.path))
-    if content_root is not None:
-        # A URI must not reach outside the share the establishment declared.
-        try:
-            path.resolve().relative_to(content_root.resolve())
-        except ValueError:
-            return None
-    return path
-
-
 def check_file_content(
     uri: str, *, pdf: bool, max_bytes: int, content_root: Path | None = None
 ) -> Reason | None:
@@ -73,7 +59,7 @@ def check_file_content(
     Not a readable `file:` URI (another scheme, outside `content_root`, missing, unreadable,
     empty) is content_missing; the PDF check mirrors the SQL one on inline contents.
     """
-    path = _path_of(uri, content_root)
+    path = content_path(uri, content_root)
     if path is None:
         return Reason.CONTENT_MISSING
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -18,6 +17,7 @@ from sqlalchemy.engine import Engine
 from cda.errors import CdaError, InvalidContent, InvalidDocumentData
 from cda.ins import InsTraits
 from cda.model import Author, DocumentInput, Patient, Stay, Unit
+from connectors.dpi.content import content_path
 from connectors.dpi.contract import dpi_author, dpi_document, dpi_patient, dpi_stay, dpi_unit
 
 __all__ = ["ReadDocument", "read_content", "read_documents"]
@@ -27,19 +27,17 @@ _legal = dpi_author.alias("legal")
 
 
 def read_content(content: bytes | None, uri: str | None, content_root: Path | None = None) -> bytes:
-    """The document's bytes; a missing or unreadable file is `content_missing`."""
+    """The document's bytes; a missing, unreadable or undeclared file is `content_missing`."""
     if content:
         return content
     if not uri:
         raise InvalidContent("content_missing", "the document has neither content nor content_uri")
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
+    path = content_path(uri, content_root)
+    if path is None:
         raise InvalidContent(
-            "content_unsupported_format", f"content_uri scheme {parsed.scheme!r} is not file:"
+            "content_missing",
+            "content_uri is not a local file: URI inside the declared content root",
         )
-    path = Path(unquote(parsed.path))
-    if not path.is_absolute() and content_root is not None:
-        path = content_root / path
     try:
         return path.read_bytes()
     except OSError as exc:
