@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
+from lxml import etree
 
 from cda.metadata import DocumentEntry, SubmissionSet
 from connectors.dmp.errors import MalformedMessage
@@ -23,10 +24,12 @@ from connectors.dmp.request import build_request
 from connectors.dmp.response import RegistryError, read_response
 from connectors.dmp.soap import parse_xml, read_envelope
 from connectors.dmp.vihf import VihfIdentity
+from connectors.dmp.vocabulary import NS
 
 __all__ = ["REPOSITORY_PATH", "DmpClient", "OutcomeKind", "SubmitResult", "classify"]
 
 REPOSITORY_PATH = "/si-dmp-server/v2/services/repository"
+_SOAP = f"{{{NS['soap']}}}"
 
 TRANSIENT_CODES = frozenset({
     "XDSRegistryBusy", "XDSRepositoryBusy", "XDSRegistryOutOfResources",
@@ -61,22 +64,37 @@ def _retry_after(response: httpx.Response) -> float | None:
     return float(value) if value.replace(".", "", 1).isdigit() else None
 
 
+def _fault(content: bytes) -> tuple[str, str] | None:
+    """(subcode, reason) of a SOAP Fault body, or None when the body is not a fault."""
+    try:
+        body = read_envelope(parse_xml(content)).body
+    except MalformedMessage:
+        return None
+    if etree.QName(body).localname != "Fault":
+        return None
+    subcode = body.findtext(f"{_SOAP}Code/{_SOAP}Subcode/{_SOAP}Value") or ""
+    reason = body.findtext(f"{_SOAP}Reason/{_SOAP}Text") or ""
+    return subcode.strip(), reason.strip()
+
+
 def classify(response: httpx.Response, sent: Sequence[DocumentEntry] = ()) -> SubmitResult:
     """What an HTTP answer to ITI-41 means for the documents sent."""
     status = response.status_code
-    if status in (401, 403):
-        return SubmitResult(OutcomeKind.FATAL, status, detail="authentication refused")
+    fault = _fault(response.content) if response.content else None
+    if status in (401, 403) or (fault is not None and fault[0].startswith("wsse:")):
+        # Refused authentication, whatever HTTP status carries it: stop the run.
+        reason = fault[1] if fault else "authentication refused"
+        return SubmitResult(OutcomeKind.FATAL, status, detail=f"HTTP {status}: {reason}")
     if status in TRANSIENT_HTTP or status >= 500:
         return SubmitResult(
             OutcomeKind.TRANSIENT,
             status,
             retry_after=_retry_after(response),
-            detail=f"HTTP {status}",
+            detail=f"HTTP {status}" + (f": {fault[1]}" if fault else ""),
         )
-    if status != 200:
-        return SubmitResult(
-            OutcomeKind.DOCUMENT, status, detail=f"HTTP {status}: the request was refused"
-        )
+    if status != 200 or fault is not None:
+        reason = fault[1] if fault else "the request was refused"
+        return SubmitResult(OutcomeKind.DOCUMENT, status, detail=f"HTTP {status}: {reason}")
     try:
         outcome = read_response(read_envelope(parse_xml(response.content)).body)
     except MalformedMessage as exc:
@@ -88,11 +106,16 @@ def classify(response: httpx.Response, sent: Sequence[DocumentEntry] = ()) -> Su
         return SubmitResult(OutcomeKind.TRANSIENT, status, outcome.errors)
     if "XDSUnknownPatientId" in codes:
         return SubmitResult(OutcomeKind.PATIENT, status, outcome.errors)
-    if codes == {"XDSDuplicateUniqueIdInRegistry"} and all(
-        e.location != "SubmissionSet" for e in outcome.errors
+    duplicated = {e.location for e in outcome.errors if e.code == "XDSDuplicateUniqueIdInRegistry"}
+    if (
+        codes == {"XDSDuplicateUniqueIdInRegistry"}
+        and sent
+        and duplicated >= {e.entry_uuid for e in sent}
     ):
-        # Every document is already stored with the same hash: an idempotent resend.
+        # Every document sent is already stored with the same hash: an idempotent resend.
         return SubmitResult(OutcomeKind.DONE, status, outcome.errors)
+    # Refused as a set (nothing of it was stored). When some documents are merely already
+    # stored, the sender splits the set: those come back done on their own, the others go through.
     return SubmitResult(OutcomeKind.DOCUMENT, status, outcome.errors)
 
 

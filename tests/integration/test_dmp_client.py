@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from connectors.dmp.client import DmpClient, OutcomeKind, classify
+from connectors.dmp.soap import build_fault
 from connectors.dmp_mock.app import MockConfig
 from connectors.dmp_mock.server import MockServer
 from connectors.dmp_mock.testing import IDENTITY, submission_set_for, with_entry
@@ -88,3 +89,38 @@ def test_a_timeout_and_a_refused_connection_are_transient(mock) -> None:
 def test_refused_authentication_is_fatal(status: int) -> None:
     response = httpx.Response(status, request=httpx.Request("POST", "http://dmp"))
     assert classify(response).kind is OutcomeKind.FATAL
+
+
+@pytest.mark.parametrize("status", [200, 400, 500])
+def test_an_authentication_fault_is_fatal_whatever_the_http_status(status: int) -> None:
+    """A WS-Security fault stops the run even when a gateway wraps it in 200, 400 or 500."""
+    body = build_fault(
+        "Sender", "certificate and VIHF structure differ", subcode="wsse:FailedAuthentication"
+    )
+    response = httpx.Response(status, content=body, request=httpx.Request("POST", "http://dmp"))
+    result = classify(response)
+    assert result.kind is OutcomeKind.FATAL
+    assert "certificate and VIHF structure differ" in result.detail
+
+
+def test_other_faults_are_document_or_transient() -> None:
+    body = build_fault("Sender", "not well-formed XML")
+    request = httpx.Request("POST", "http://dmp")
+    assert classify(httpx.Response(400, content=body, request=request)).kind is OutcomeKind.DOCUMENT
+    assert (
+        classify(httpx.Response(500, content=build_fault("Receiver", "oops"), request=request)).kind
+        is OutcomeKind.TRANSIENT
+    )
+
+
+def test_a_set_with_some_documents_already_stored_is_not_done(client, mock) -> None:
+    """The DMP stores nothing of a set it refuses: new documents beside a duplicate are not sent."""
+    camille = by_patient()["IPP000123"]
+    originals = [d for d in camille if not d.entry.replaces]
+    assert send(client, originals[:1]).kind is OutcomeKind.DONE
+    mixed = send(client, originals)
+    assert mixed.kind is OutcomeKind.DOCUMENT
+    stored = {d["unique_id"] for d in httpx.get(mock.base_url + "/_mock/documents").json()}
+    assert stored == {originals[0].unique_id}
+    # Split, as the sender does: the duplicate is done on its own, the others go through.
+    assert all(send(client, [d]).kind is OutcomeKind.DONE for d in originals)
