@@ -28,6 +28,7 @@ from pydantic_settings import (
 
 from backfill.errors import ConfigError
 from cda.model import Establishment
+from connectors.dmp.vihf import VihfIdentity
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -184,6 +185,19 @@ class VihfSettings(_Section):
     homologation_id: str = Field(
         "NON-HOMOLOGUE", min_length=1, description="LPS_ID_HOMOLOGATION_DMP given by the CNDA"
     )
+
+    def as_identity(self, default_structure_id: str) -> VihfIdentity:
+        """What the VIHF of every request says (the structure defaults to 1 + FINESS)."""
+        return VihfIdentity(
+            structure_id=self.structure_id or default_structure_id,
+            subject_id=self.subject_id,
+            role=self.role,
+            sector=self.sector,
+            lps_name=self.lps_name,
+            lps_version=self.lps_version,
+            lps_id=self.lps_id,
+            homologation_id=self.homologation_id,
+        )
 
 
 class RunSettings(_Section):

@@ -29,7 +29,6 @@ from cda.entry import xon
 from cda.validate import validate
 from connectors.dmp.client import DmpClient
 from connectors.dmp.request import new_submission_set
-from connectors.dmp.vihf import VihfIdentity
 from connectors.dmp_mock.app import MockConfig
 from connectors.dmp_mock.server import MockServer
 
@@ -124,7 +123,7 @@ def _send_to_mock(ctx: DemoContext) -> None:
     wanted = [d for d in wanted if not d.replaces_unique_id]
     settings = state.settings()
     establishment = establishment_of(settings)
-    identity = VihfIdentity(structure_id=settings.structure_id)
+    identity = settings.vihf.as_identity(settings.structure_id)
     built: dict[str, list[BuiltDocument]] = {}
     outcomes: Counter[str] = Counter()
     engine = open_engine(ctx.dpi_url, "DPI")

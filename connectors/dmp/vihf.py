@@ -34,7 +34,7 @@ class VihfIdentity:
     lps_name: str = "dmp-backfill"
     lps_version: str = "0.1.0"
     lps_id: str = "dmp-backfill"
-    homologation_id: str = "non-homologue"
+    homologation_id: str = "NON-HOMOLOGUE"
 
 
 def build_assertion(

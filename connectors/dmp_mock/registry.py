@@ -144,6 +144,17 @@ class Registry:
             return answer([RegistryError(exc.code, exc.context, exc.location)])
         except MalformedMessage as exc:
             return answer([RegistryError("XDSRepositoryMetadataError", str(exc))])
+        institution = parsed.submission_set.author.institution or ""
+        sender = institution.rsplit("^", 1)[-1] if "IDNST" in institution else None
+        if sender is not None and sender != vihf["Identifiant_Structure"]:
+            # In indirect mode the DMP checks the VIHF's structure against the sender's.
+            return fault_reply(
+                403,
+                "Sender",
+                "the VIHF Identifiant_Structure is not the submission set's author institution",
+                "fault:auth",
+                "wsse:FailedAuthentication",
+            )
         if vihf.get(RESOURCE_ID) != parsed.submission_set.patient_id:
             return answer(
                 [

@@ -261,3 +261,12 @@ def test_the_store_works_on_sqlite_and_postgresql(database) -> None:
         assert documents[ORIGINALS[0].unique_id]["submissions"] == 2
         assert http.post("/_mock/reset").status_code == 200
         assert stored(http) == {}
+
+
+def test_a_vihf_of_another_structure_is_refused(client, url) -> None:
+    """Indirect mode: the VIHF's structure must be the sender named in the submission set."""
+    impostor = dataclasses.replace(IDENTITY, structure_id="1000000000")
+    answer = post(client, url, ORIGINALS[:1], identity=impostor)
+    assert answer.status == 403
+    assert "Identifiant_Structure" in answer.text
+    assert stored(client) == {}
