@@ -125,9 +125,12 @@ def print_summary(summary: DpiSummary) -> None:
 @dpi_app.command("generate")
 def generate_command(
     url: Annotated[
-        str | None,
-        typer.Option("--url", help="SQLAlchemy URL of the DPI to create (default: dpi.url)."),
-    ] = None,
+        str,
+        typer.Option(
+            "--url",
+            help="SQLAlchemy URL of the database to create the DPI in (required: never the configured DPI by default).",
+        ),
+    ],
     patients: Annotated[int, typer.Option("--patients", min=0, help="Number of patients.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same DPI, byte for byte.")] = 1,
     pdf_kb: Annotated[
@@ -147,7 +150,7 @@ def generate_command(
     ] = False,
 ) -> None:
     """Create a realistic, deterministic, fictitious DPI (test INS only)."""
-    target = _dpi_url(url)
+    target = url
     reference = _parse_date(as_of) if as_of else dt.date.today()
     if as_of is None:
         out_console.print(f"as of {reference.isoformat()} (pass --as-of for a reproducible DPI)")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from connectors.dpi.contract import create_contract
 from tests.acceptance.cli import run_backfill
 
 
@@ -57,17 +58,33 @@ def test_a_bad_dpi_url_is_one_clear_line(tmp_path: Path, url: str, message: str)
     assert "Traceback" not in result.stderr
 
 
-def test_no_url_at_all_is_a_configuration_error(tmp_path: Path) -> None:
-    result = run_backfill("dpi", "generate", "--patients", "1", cwd=tmp_path)
+def test_generate_never_defaults_to_the_configured_dpi(tmp_path: Path) -> None:
+    """Generating drops and creates tables: it needs an explicit --url, even with dpi.url set."""
+    result = run_backfill(
+        "dpi", "generate", "--patients", "1", cwd=tmp_path,
+        env={"BACKFILL_DPI_URL": f"sqlite:///{tmp_path / 'real.sqlite'}"},
+    )  # fmt: skip
     assert result.returncode == 2
-    assert "BACKFILL_DPI_URL" in result.stderr
+    assert "--url" in result.stderr
+    assert not (tmp_path / "real.sqlite").exists()
 
 
-def test_the_url_can_come_from_the_environment(tmp_path: Path) -> None:
+def test_replace_never_drops_a_dpi_the_generator_did_not_make(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'real.sqlite'}"
+    engine = sa.create_engine(url)
+    create_contract(engine)
+    engine.dispose()
+    result = run_backfill(
+        "dpi", "generate", "--url", url, "--patients", "1", "--replace", cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "never drops a DPI it did not create" in result.stderr
+
+
+def test_summary_reads_the_configured_dpi(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'env.sqlite'}"
     result = run_backfill(
-        "dpi", "generate", "--patients", "3", "--as-of", "2026-01-01", cwd=tmp_path,
-        env={"BACKFILL_DPI_URL": url},
+        "dpi", "generate", "--url", url, "--patients", "3", "--as-of", "2026-01-01", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = run_backfill("dpi", "summary", cwd=tmp_path, env={"BACKFILL_DPI_URL": url})

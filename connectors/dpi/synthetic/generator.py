@@ -149,6 +149,11 @@ def _prepare(engine: Engine, options: GenerationOptions) -> None:
     tables = [*metadata.sorted_tables, synthetic_defect]
     existing = set(sa.inspect(engine).get_table_names())
     clash = sorted(existing & {t.name for t in tables})
+    if clash and options.replace and synthetic_defect.name not in existing:
+        raise GenerationError(
+            f"the database holds {', '.join(clash)} but no {synthetic_defect.name} table: these were not "
+            "made by the generator, and --replace never drops a DPI it did not create"
+        )
     if clash and not options.replace:
         raise GenerationError(
             f"the database already holds {', '.join(clash)}: generate into an empty database, "
