@@ -102,12 +102,6 @@ def main() -> None:
                 if "mock DMP on" in line:
                     break
             base = f"http://127.0.0.1:{port}"
-            for _ in range(100):  # the banner comes just before uvicorn binds
-                try:
-                    httpx.get(base + "/_mock/stats", timeout=1)
-                    break
-                except httpx.ConnectError:
-                    time.sleep(0.05)
             url = base + "/si-dmp-server/v2/services/repository"
             print(
                 f"mock DMP in its own process; {args.clients} concurrent clients; {args.pdf_kb} KB PDFs"

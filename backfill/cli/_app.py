@@ -56,6 +56,8 @@ class AppState:
 
 
 state = AppState()
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("auto", "json", "console")
 
 
 @app.callback()
@@ -71,6 +73,14 @@ def _global_options(
         str | None, typer.Option("--log-format", help="auto, json or console.")
     ] = None,
 ) -> None:
+    if log_level is not None and log_level.upper() not in LOG_LEVELS:
+        raise typer.BadParameter(
+            f"{log_level!r} is not one of {', '.join(LOG_LEVELS)}", param_hint="--log-level"
+        )
+    if log_format is not None and log_format not in LOG_FORMATS:
+        raise typer.BadParameter(
+            f"{log_format!r} is not one of {', '.join(LOG_FORMATS)}", param_hint="--log-format"
+        )
     state.config_file = config
     state.log_level = log_level.upper() if log_level else None
     state.log_format = log_format

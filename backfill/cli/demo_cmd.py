@@ -22,6 +22,7 @@ from backfill.cli._app import app, out_console, state
 from backfill.cli.dpi_cmd import print_summary, run_generation
 from backfill.databases import open_engine
 from backfill.documents import build_selected, establishment_of
+from backfill.errors import ConfigError
 from backfill.selection import DEFAULT_RULE, Decision, decide, load_rule
 from backfill.selection.audit import AuditCounts, DecisionCsv, reason_table
 from cda.build import BuiltDocument
@@ -198,7 +199,12 @@ def demo_command(
     ] = None,
 ) -> None:
     """Synthetic DPI, dry-run audit, CDA sample, sending to a mock DMP: on embedded defaults."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"--workdir {workdir}: cannot be used as a folder ({exc.strerror})"
+        ) from None
     ctx = DemoContext(
         workdir=workdir.resolve(),
         patients=patients,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 import uvicorn
 
@@ -74,12 +77,25 @@ def mock_dmp(
         db_url=db, rate=rate, unknown_patients=unknown_patients.value.upper(), control=control,
         max_body_bytes=max_body_mb * 1024 * 1024,
     )  # fmt: skip
-    scheme = "https" if tls else "http"
-    err_console.print(
-        f"mock DMP on {scheme}://{host}:{port}{REPOSITORY_PATH} (store {describe_url(db)}"
-        f"{', mutual TLS' if client_ca else ''}{', control plane on loopback' if control else ''})"
-    )
     try:
-        uvicorn.Server(uvicorn_config(config, host, port, tls, log_level="info")).run()
-    except OSError as exc:
-        raise ConfigError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+        server_config = uvicorn_config(config, host, port, tls, log_level="info")
+    except sa.exc.SQLAlchemyError as exc:
+        raise ConfigError(
+            f"--db {describe_url(db)}: the store cannot be opened ({type(exc).__name__}: {getattr(exc, 'orig', None) or exc})"
+        ) from None
+    except ssl.SSLError as exc:
+        raise ConfigError(f"the TLS files cannot be used: {exc}") from None
+    # Bind here rather than in uvicorn, which exits with its own code when the port is taken.
+    try:
+        listener = socket.create_server((host, port))
+    except (OSError, OverflowError) as exc:
+        raise ConfigError(
+            f"cannot serve on {host}:{port}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    with listener:
+        scheme = "https" if tls else "http"
+        err_console.print(
+            f"mock DMP on {scheme}://{host}:{port}{REPOSITORY_PATH} (store {describe_url(db)}"
+            f"{', mutual TLS' if client_ca else ''}{', control plane on loopback' if control else ''})"
+        )
+        uvicorn.Server(server_config).run(sockets=[listener])

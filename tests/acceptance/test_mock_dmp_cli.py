@@ -35,7 +35,7 @@ def test_mock_dmp_serves_until_stopped(tmp_path: Path) -> None:
         seen = []
         for line in process.stderr:  # type: ignore[union-attr]
             seen.append(line)
-            if "Uvicorn running on" in line:
+            if "mock DMP on" in line:  # printed once the port is bound and listening
                 break
         else:
             raise AssertionError(f"the mock did not start: {''.join(seen)}")
@@ -62,3 +62,22 @@ def test_mock_dmp_refuses_half_a_tls_setup(tmp_path: Path) -> None:
     )
     assert missing.returncode == 2
     assert "absent.key: file not found" in missing.stderr
+
+
+def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_backfill("mock-dmp", "--port", str(port), "--db", "sqlite://", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"cannot serve on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_store_url_is_one_clear_line(tmp_path: Path) -> None:
+    result = run_backfill(
+        "mock-dmp", "--db", "sqlite:////nonexistent-folder/x.sqlite", cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "the store cannot be opened" in result.stderr
