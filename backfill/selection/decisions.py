@@ -112,6 +112,12 @@ def decide(
                 f"the DPI database cannot be read: {exc.orig} (it must offer the five relations "
                 "of the DPI contract, see docs/mapping-a-dpi.md)"
             ) from None
+        except (ValueError, TypeError):
+            # The value is not quoted: it may be a birth date or a name.
+            raise DataSourceError(
+                "a DPI row holds a value its column's type cannot hold (for instance a date or "
+                "timestamp that is not one); fix the row or the view of the DPI contract"
+            ) from None
         return
     yield from _stream(bind, query, **options)
 

@@ -148,6 +148,21 @@ def _to_inputs(
     return document, patient
 
 
+def _wrong_type(document_id: str) -> InvalidDocumentData:
+    # The faulty value is not quoted: it may be a birth date or a name.
+    return InvalidDocumentData(
+        f"document {document_id}: a DPI column holds a value of the wrong type "
+        "(for instance a date that is not a date); fix the row or the view"
+    )
+
+
+def _read_one(conn: sa.Connection, document_id: str) -> sa.Row | CdaError | None:
+    try:
+        return conn.execute(_QUERY.where(dpi_document.c.document_id == document_id)).first()
+    except (ValueError, TypeError):
+        return _wrong_type(document_id)
+
+
 def read_documents(
     engine: Engine,
     wanted: Iterable[tuple[str, str | None]],
@@ -159,12 +174,20 @@ def read_documents(
     for first in range(0, len(pending), _BATCH):
         batch = dict(pending[first : first + _BATCH])
         with engine.connect() as conn:
-            rows = {
-                r.document_id: r
-                for r in conn.execute(_QUERY.where(dpi_document.c.document_id.in_(list(batch))))
-            }
+            try:
+                rows: dict[str, sa.Row | CdaError] = {
+                    r.document_id: r
+                    for r in conn.execute(_QUERY.where(dpi_document.c.document_id.in_(list(batch))))
+                }
+            except (ValueError, TypeError):
+                # A value the driver cannot convert (a date that is not a date) spoils the batch:
+                # read the documents one by one so only the faulty ones are refused.
+                rows = {document_id: _read_one(conn, document_id) for document_id in batch}
         for document_id, replaces in batch.items():
             row = rows.get(document_id)
+            if isinstance(row, CdaError):
+                yield ReadDocument(document_id, None, None, row)
+                continue
             if row is None:
                 yield ReadDocument(
                     document_id,
@@ -179,5 +202,8 @@ def read_documents(
                 document, patient = _to_inputs(row, replaces, content_root)
             except CdaError as exc:
                 yield ReadDocument(document_id, None, None, exc)
+                continue
+            except (ValueError, TypeError):
+                yield ReadDocument(document_id, None, None, _wrong_type(document_id))
                 continue
             yield ReadDocument(document_id, document, patient, None)

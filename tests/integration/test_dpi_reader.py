@@ -83,3 +83,51 @@ def test_every_defect_is_stopped_with_its_reason_and_the_rest_builds(
             assert outcome == expected_by_patient[ipp], document_id
             checked += 1
     assert checked >= 10, "the DPI held too few defects for this test to mean anything"
+
+
+def test_a_value_of_the_wrong_type_refuses_that_document_only_and_is_not_quoted(
+    sqlite_database, tmp_path: Path
+) -> None:
+    """SQLite lets a view return '14/06/1985' for a date: that document is refused with a reason,
+    the others of the batch are read, and the value (personal data) appears in no message."""
+    import pytest
+
+    from backfill.errors import DataSourceError
+    from backfill.selection import decide, load_rule
+
+    engine = sqlite_database.engine()
+    generate(engine, GenerationOptions(patients=30, seed=5, as_of=dt.date(2026, 11, 1), pdf_kb=1))
+    with engine.begin() as conn:
+        victim = conn.scalar(
+            sa.select(dpi_document.c.ipp).where(dpi_document.c.kind == "LDL").limit(1)
+        )
+        conn.execute(
+            sa.text("UPDATE dpi_patient SET birth_date = '14/06/1985' WHERE ipp = :ipp"),
+            {"ipp": victim},
+        )
+        wanted = [
+            (d, None)
+            for d in conn.scalars(
+                sa.select(dpi_document.c.document_id).where(dpi_document.c.kind == "LDL")
+            )
+        ]
+    results = list(read_documents(engine, wanted))
+    refused = [
+        r for r in results if r.error is not None and r.error.reason == "invalid_document_data"
+    ]
+    assert refused, "the faulty row was not refused"
+    assert all(r.document_id.startswith(victim) for r in refused)
+    assert any(r.document is not None for r in results), "the rest of the batch was lost"
+    assert all("1985" not in r.error.message for r in refused)
+
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE dpi_document SET created_at = '2026-02-30 10:00:00' WHERE document_id = :d"
+            ),
+            {"d": wanted[0][0]},
+        )
+    with pytest.raises(DataSourceError) as caught:
+        list(decide(engine, load_rule("history-5y"), dt.datetime(2026, 11, 1, tzinfo=dt.UTC)))
+    assert "2026-02-30" not in str(caught.value)
+    engine.dispose()
