@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cda.ins import INS_OIDS, matricule_problem
 from cda.validate import cda_schema
 from connectors.dmp.client import REPOSITORY_PATH
 from connectors.dmp.schema import repository_schema
@@ -154,6 +155,16 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         except ValidationError as exc:
             return JSONResponse({"error": exc.errors(include_url=False, include_input=False)}, 422)
         bad = [e.state for e in entries if e.state.upper() not in PATIENT_STATES]
+        not_ins = [
+            e for e in entries if e.oid not in INS_OIDS or matricule_problem(e.ins) is not None
+        ]
+        if not_ins:
+            return JSONResponse(
+                {
+                    "error": "every entry needs an INS: a valid 15-character matricule and one of the four INS OIDs"
+                },
+                422,
+            )
         if bad:
             return JSONResponse(
                 {"error": f"unknown state {bad[0]!r}; states: {', '.join(PATIENT_STATES)}"}, 422

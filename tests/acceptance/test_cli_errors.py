@@ -35,3 +35,13 @@ def test_usage_error_is_not_a_traceback(tmp_path: Path) -> None:
     result = _backfill("no-such-command", cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_config_hides_database_passwords(tmp_path: Path) -> None:
+    result = _backfill(
+        "config", cwd=tmp_path,
+        env={"BACKFILL_LEDGER_URL": "postgresql+psycopg://backfill:s3cret@db.example/ledger"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "s3cret" not in result.stdout
+    assert "backfill:***@db.example" in result.stdout

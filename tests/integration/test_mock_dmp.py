@@ -235,6 +235,8 @@ def test_a_timeout_after_store_is_the_ambiguous_case(client, url, mock) -> None:
 
 
 def test_control_plane_validates_its_input(client) -> None:
+    typo = client.put("/_mock/patients", json=[{"ins": "x", "oid": "y", "state": "NO_DMP"}])
+    assert typo.status_code == 422, "a typo would leave the patient ACTIVE without a word"
     assert (
         client.put(
             "/_mock/patients", json=[{"ins": "1", "oid": "2", "state": "ASLEEP"}]

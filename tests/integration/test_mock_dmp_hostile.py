@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -78,7 +80,9 @@ def test_broken_messages_get_a_soap_fault(client, mock, content_type, body, stat
     assert answer.status == status
     assert "Fault" in answer.text
     assert words in answer.text
-    assert "/etc/hostname" not in answer.text or words == "document type declaration"
+    # The XXE payload names /etc/hostname: its content must never come back.
+    hostname = Path("/etc/hostname").read_text().strip() if Path("/etc/hostname").exists() else ""
+    assert not hostname or hostname not in answer.text
     still_serving(client, mock.repository_url)
 
 
