@@ -227,6 +227,20 @@ def compile_decisions(
             sa.and_(ps.is_true(d.c.masked_ps), ps.is_true(d.c.invisible_patient)),
             Reason.VISIBILITY_CONFLICT,
         ),
+        # An earlier version went out with the live feed but its uniqueId was not recorded:
+        # this version could only be sent as a second original beside it, never as its RPLC.
+        (
+            sa.and_(
+                d.c.version > 1,
+                sa.exists().where(
+                    earlier.c.set_id == d.c.set_id,
+                    earlier.c.version < d.c.version,
+                    earlier.c.sent_live_at.is_not(None),
+                    earlier.c.dmp_unique_id.is_(None),
+                ),
+            ),
+            Reason.REPLACEMENT_TARGET_UNKNOWN,
+        ),
     ]
 
     def ranked(branches: list[tuple[ColumnElement[bool], Reason]]) -> ColumnElement[int]:

@@ -33,10 +33,11 @@ class Reason(StrEnum):
     CONTENT_CORRUPT = "content_corrupt"
     AUTHOR_UNKNOWN = "author_unknown"
     VISIBILITY_CONFLICT = "visibility_conflict"
+    REPLACEMENT_TARGET_UNKNOWN = "replacement_target_unknown"
 
     @property
     def rank(self) -> int:
-        """1 for kind_not_selected … 21 for visibility_conflict."""
+        """1 for kind_not_selected … 22 for replacement_target_unknown."""
         return _RANKS[self]
 
 

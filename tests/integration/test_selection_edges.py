@@ -156,6 +156,9 @@ def test_versions_replacements_and_ledger_facts(engine: sa.Engine, tmp_path: Pat
                 # Set B: v1 acknowledged to us; v2 replaces our uniqueId.
                 document("B1", "P1", t, set_id="B", version=1),
                 document("B2", "P1", t, set_id="B", version=2),
+                # Set C: v1 went out live, but its uniqueId was never recorded.
+                document("C1", "P1", t, set_id="C", version=1, sent_live_at=t),
+                document("C2", "P1", t, set_id="C", version=2),
                 document("no-dmp", "P2", t),
                 document("in-share", "P1", t, content=None, content_uri=good.as_uri()),
                 document("outside-share", "P1", t, content=None, content_uri=outside.as_uri()),
@@ -173,6 +176,8 @@ def test_versions_replacements_and_ledger_facts(engine: sa.Engine, tmp_path: Pat
     assert got["A3"].replaces_unique_id == "2.25.live-a1"
     assert got["B1"].reason is Reason.SUPERSEDED_VERSION
     assert got["B2"].replaces_unique_id == "2.25.ours-b1"
+    # Never a second original beside a live-sent version it cannot name.
+    assert got["C2"].reason is Reason.REPLACEMENT_TARGET_UNKNOWN
     assert got["no-dmp"].reason is Reason.NO_DMP
     assert got["in-share"].decision == "selected"
     assert got["outside-share"].reason is Reason.CONTENT_MISSING

@@ -159,6 +159,14 @@ def reference_reasons(world: World, doc: dict[str, Any], *, identity: bool) -> s
         reasons.add(Reason.AUTHOR_UNKNOWN)
     if doc["masked_ps"] and doc["invisible_patient"]:
         reasons.add(Reason.VISIBILITY_CONFLICT)
+    if any(
+        o["set_id"] == doc["set_id"]
+        and o["version"] < doc["version"]
+        and o["sent_live_at"] is not None
+        and o["dmp_unique_id"] is None
+        for o in world.documents
+    ):
+        reasons.add(Reason.REPLACEMENT_TARGET_UNKNOWN)
     return reasons
 
 

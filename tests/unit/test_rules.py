@@ -71,7 +71,8 @@ def test_not_toml_and_unknown_names() -> None:
 
 
 def test_reasons_are_ranked_in_contract_order() -> None:
-    assert [r.rank for r in Reason] == list(range(1, 22))
+    assert [r.rank for r in Reason] == list(range(1, 23))
     assert Reason.KIND_NOT_SELECTED.rank == 1
     assert Reason.CONTENT_CORRUPT.rank == 19
     assert Reason.VISIBILITY_CONFLICT.rank == 21
+    assert Reason.REPLACEMENT_TARGET_UNKNOWN.rank == 22

@@ -34,7 +34,7 @@ def test_json_has_every_reason_and_kinds() -> None:
     assert report["as_of"] == "2026-01-02T03:04:05+00:00"
     assert report["total"] == 3
     assert report["selected"] == 1
-    assert len(report["excluded"]) == 21
+    assert len(report["excluded"]) == 22
     assert report["excluded"]["no_dmp"] == 1
     assert report["excluded"]["visibility_conflict"] == 0
     assert report["by_kind"] == {
