@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
@@ -30,8 +31,26 @@ def _first_line(exc: BaseException) -> str:
     return str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
 
 
-def open_engine(url: str, role: str, *, check: bool = True, **kwargs: object) -> Engine:
-    """An engine for `url`; with `check`, one round trip proves the database answers."""
+def open_engine(
+    url: str, role: str, *, check: bool = True, must_exist: bool = False, **kwargs: object
+) -> Engine:
+    """An engine for `url`; with `check`, one round trip proves the database answers.
+
+    `must_exist` is for databases we only read (the DPI): SQLite would otherwise create an
+    empty file at a mistyped path and report missing tables instead of a missing file.
+    """
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        parsed = None
+    if (
+        must_exist
+        and parsed is not None
+        and parsed.get_backend_name() == "sqlite"
+        and parsed.database not in (None, "", ":memory:")
+        and not Path(parsed.database).is_file()
+    ):
+        raise DataSourceError(f"the {role} database file {parsed.database} does not exist")
     try:
         engine = sa.create_engine(url, **kwargs)  # type: ignore[arg-type]
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:

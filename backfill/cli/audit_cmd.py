@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from backfill.cli._app import app, err_console, out_console, state
+from backfill.databases import open_engine
 from backfill.documents import build_selected, establishment_of
 from backfill.errors import ConfigError, DataSourceError
 from backfill.selection import Window, decide, load_rule
@@ -121,10 +122,7 @@ def audit(
     counts = AuditCounts()
     worklist = Worklist() if worklist_file is not None else None
     exported: list[Decision] = []
-    try:
-        engine = sa.create_engine(settings.dpi.url)
-    except (sa.exc.ArgumentError, ImportError) as exc:
-        raise ConfigError(f"dpi.url is not a usable database URL: {exc}") from None
+    engine = open_engine(settings.dpi.url, "DPI", check=False, must_exist=True)
     try:
         stream = decide(
             engine,

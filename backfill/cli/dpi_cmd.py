@@ -174,7 +174,7 @@ def summary_command(
 ) -> None:
     """Count what a DPI holds, through the contract's relations."""
     target = _dpi_url(url)
-    engine = open_engine(target, "DPI")
+    engine = open_engine(target, "DPI", must_exist=True)
     try:
         with translate_errors("DPI", target):
             print_summary(summarize(engine))

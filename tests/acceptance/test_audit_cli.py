@@ -168,3 +168,10 @@ def test_export_cda_writes_the_selected_documents(tmp_path: Path, dpi: str) -> N
     assert files == ["D1.xml"]
     assert b"ClinicalDocument" in (folder / "D1.xml").read_bytes()
     assert "1 written" in result.stderr
+
+
+def test_a_mistyped_sqlite_path_is_named_and_not_created(tmp_path: Path) -> None:
+    result = _audit(cwd=tmp_path, dpi_url="sqlite:///typo.sqlite")
+    assert result.returncode == 1
+    assert "the DPI database file typo.sqlite does not exist" in result.stderr
+    assert not (tmp_path / "typo.sqlite").exists()
