@@ -43,7 +43,7 @@ def validate_files(
         str | None,
         typer.Option(
             "--shared-dir",
-            help="Folder holding cda-spec/ (default: BACKFILL_SHARED_DIR, else ./shared).",
+            help="Folder holding cda-spec/ (default: BACKFILL_SHARED_DIR, else a shared/ folder here or in a parent folder).",
         ),
     ] = None,
 ) -> None:
