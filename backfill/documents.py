@@ -13,18 +13,12 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from backfill.config import Settings
 from cda.build import BuiltDocument, build_document
 from cda.errors import CdaError
 from cda.model import Establishment
 from connectors.dpi.reader import read_documents
 
-__all__ = ["BuildOutcome", "build_selected", "establishment_of"]
-
-
-def establishment_of(settings: Settings) -> Establishment:
-    """The builder's view of the configured establishment."""
-    return settings.establishment.as_cda()
+__all__ = ["BuildOutcome", "build_selected"]
 
 
 @dataclass(frozen=True, slots=True)

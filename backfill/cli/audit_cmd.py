@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from backfill.cli._app import app, err_console, out_console, state
 from backfill.databases import open_engine
-from backfill.documents import build_selected, establishment_of
+from backfill.documents import build_selected
 from backfill.errors import ConfigError, DataSourceError
 from backfill.selection import Window, decide, load_rule
 from backfill.selection.audit import AuditCounts, DecisionCsv, reason_table
@@ -63,7 +63,7 @@ def export_cda(
     folder.mkdir(parents=True, exist_ok=True)
     outcomes: Counter[str] = Counter()
     wanted = [(d.document_id, d.replaces_unique_id) for d in decisions]
-    establishment = establishment_of(state.settings())
+    establishment = state.settings().establishment.as_cda()
     for outcome in build_selected(engine, wanted, establishment, content_root=content_root):
         if outcome.built is None:
             outcomes[f"not built ({outcome.reason})"] += 1

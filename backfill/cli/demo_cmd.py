@@ -21,7 +21,7 @@ import typer
 from backfill.cli._app import app, out_console, state
 from backfill.cli.dpi_cmd import print_summary, run_generation
 from backfill.databases import open_engine
-from backfill.documents import build_selected, establishment_of
+from backfill.documents import build_selected
 from backfill.errors import ConfigError
 from backfill.selection import DEFAULT_RULE, Decision, decide, load_rule
 from backfill.selection.audit import AuditCounts, DecisionCsv, reason_table
@@ -98,7 +98,7 @@ def _export_sample(ctx: DemoContext) -> None:
     verdicts: Counter[str] = Counter()
     try:
         sample = [(d.document_id, d.replaces_unique_id) for d in selected[: ctx.export_limit]]
-        for outcome in build_selected(engine, sample, establishment_of(state.settings())):
+        for outcome in build_selected(engine, sample, state.settings().establishment.as_cda()):
             if outcome.built is None:
                 verdicts[f"not built: {outcome.reason}"] += 1
                 continue
@@ -123,7 +123,7 @@ def _send_to_mock(ctx: DemoContext) -> None:
     replacements = [d for d in wanted if d.replaces_unique_id]
     wanted = [d for d in wanted if not d.replaces_unique_id]
     settings = state.settings()
-    establishment = establishment_of(settings)
+    establishment = settings.establishment.as_cda()
     identity = settings.vihf.as_identity(settings.structure_id)
     built: dict[str, list[BuiltDocument]] = {}
     outcomes: Counter[str] = Counter()

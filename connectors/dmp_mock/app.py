@@ -10,6 +10,7 @@ limit; the XML work runs in a worker thread so the event loop keeps serving (and
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -144,17 +145,27 @@ def create_app(config: MockConfig | None = None) -> Starlette:
                 await asyncio.sleep(0.05)
         return _soap(reply)
 
-    def control_allowed(request: Request) -> bool:
-        return config.control and request.client is not None and request.client.host in LOOPBACK
+    def loopback_only(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """The control plane answers the machine's own clients, and only when it is on."""
+
+        async def guarded(request: Request) -> Response:
+            if not (
+                config.control and request.client is not None and request.client.host in LOOPBACK
+            ):
+                return JSONResponse(
+                    {"error": "the control plane answers loopback clients only"}, 403
+                )
+            return await handler(request)
+
+        return guarded
 
     async def put_patients(request: Request) -> Response:
-        if not control_allowed(request):
-            return JSONResponse({"error": "the control plane answers loopback clients only"}, 403)
         try:
             entries = _PATIENTS.validate_json(await request.body())
         except ValidationError as exc:
             return JSONResponse({"error": exc.errors(include_url=False, include_input=False)}, 422)
-        bad = [e.state for e in entries if e.state.upper() not in PATIENT_STATES]
         not_ins = [
             e for e in entries if e.oid not in INS_OIDS or matricule_problem(e.ins) is not None
         ]
@@ -165,6 +176,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
                 },
                 422,
             )
+        bad = [e.state for e in entries if e.state.upper() not in PATIENT_STATES]
         if bad:
             return JSONResponse(
                 {"error": f"unknown state {bad[0]!r}; states: {', '.join(PATIENT_STATES)}"}, 422
@@ -175,8 +187,6 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         return JSONResponse({"patients": len(entries)})
 
     async def post_faults(request: Request) -> Response:
-        if not control_allowed(request):
-            return JSONResponse({"error": "the control plane answers loopback clients only"}, 403)
         try:
             settings = FaultSettings.model_validate_json(await request.body() or b"{}")
         except ValidationError as exc:
@@ -185,18 +195,12 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         return JSONResponse(settings.model_dump())
 
     async def get_documents(request: Request) -> Response:
-        if not control_allowed(request):
-            return JSONResponse({"error": "the control plane answers loopback clients only"}, 403)
         return JSONResponse(await run_in_threadpool(registry.list_documents))
 
     async def get_stats(request: Request) -> Response:
-        if not control_allowed(request):
-            return JSONResponse({"error": "the control plane answers loopback clients only"}, 403)
         return JSONResponse(dict(registry.stats))
 
     async def post_reset(request: Request) -> Response:
-        if not control_allowed(request):
-            return JSONResponse({"error": "the control plane answers loopback clients only"}, 403)
         await run_in_threadpool(registry.reset)
         faults.configure(FaultSettings())
         return JSONResponse({"reset": True})
@@ -207,11 +211,11 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     routes = [
         Route(REPOSITORY_PATH, repository, methods=["POST"]),
         Route(REPOSITORY_PATH, wrong_method, methods=["GET", "PUT", "DELETE"]),
-        Route("/_mock/patients", put_patients, methods=["PUT"]),
-        Route("/_mock/faults", post_faults, methods=["POST"]),
-        Route("/_mock/documents", get_documents, methods=["GET"]),
-        Route("/_mock/stats", get_stats, methods=["GET"]),
-        Route("/_mock/reset", post_reset, methods=["POST"]),
+        Route("/_mock/patients", loopback_only(put_patients), methods=["PUT"]),
+        Route("/_mock/faults", loopback_only(post_faults), methods=["POST"]),
+        Route("/_mock/documents", loopback_only(get_documents), methods=["GET"]),
+        Route("/_mock/stats", loopback_only(get_stats), methods=["GET"]),
+        Route("/_mock/reset", loopback_only(post_reset), methods=["POST"]),
     ]
     app = Starlette(routes=routes)
     app.state.registry = registry
