@@ -9,6 +9,7 @@ that is selection's job; this is the document reader the export and the sender s
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -75,22 +76,14 @@ _QUERY = (
 )
 
 
+@dataclass(frozen=True, slots=True)
 class ReadDocument:
     """One document version read from the DPI: the builder's inputs, or why they cannot be had."""
 
-    __slots__ = ("document", "document_id", "error", "patient")
-
-    def __init__(
-        self,
-        document_id: str,
-        document: DocumentInput | None,
-        patient: Patient | None,
-        error: CdaError | None,
-    ) -> None:
-        self.document_id = document_id
-        self.document = document
-        self.patient = patient
-        self.error = error
+    document_id: str
+    document: DocumentInput | None
+    patient: Patient | None
+    error: CdaError | None
 
 
 def _to_inputs(
