@@ -26,6 +26,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from backfill.bonus import BonusError, window_named
 from backfill.errors import ConfigError
 from cda.model import Establishment
 from connectors.dmp.vihf import VihfIdentity
@@ -35,6 +36,7 @@ __all__ = [
     "DmpSettings",
     "DpiSettings",
     "EstablishmentSettings",
+    "IndicatorSettings",
     "LedgerSettings",
     "LoggingSettings",
     "RulesSettings",
@@ -217,6 +219,45 @@ class RunSettings(_Section):
     )
 
 
+class IndicatorSettings(_Section):
+    """DS1.4, DS1.1/DS1.2 and the bonus estimate (`backfill indicator`, `bonus`, `report`)."""
+
+    encounter_types: tuple[str, ...] = Field(
+        ("IMP",),
+        min_length=1,
+        description="JDV_J142 encounter types counted as séjours (IMP: hospitalisation, full or partial, HAD)",
+    )
+    activity: int | None = Field(
+        None,
+        ge=0,
+        le=1_600_000,
+        description="the establishment's 2019 combined activity (SAE and PMSI), for the bonus estimate",
+    )
+    window: str | None = Field(
+        None,
+        description="the measurement window for the bonus estimate: S1-2022, S2-2022, S1-2023 or S2-2023",
+    )
+
+    @field_validator("encounter_types")
+    @classmethod
+    def _types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        known = ("IMP", "AMB", "EMER", "EXTERNE", "SEANCE")
+        unknown = [v for v in value if v not in known]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not a JDV_J142 code ({', '.join(known)})")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            return window_named(value).name
+        except BonusError as exc:
+            raise ValueError(str(exc).removeprefix("--window ")) from None
+
+
 class LoggingSettings(_Section):
     """Where and how the engine logs (always stderr; never personal data)."""
 
@@ -246,6 +287,7 @@ class Settings(BaseSettings):
     rules: RulesSettings = RulesSettings()
     vihf: VihfSettings = VihfSettings()
     run: RunSettings = RunSettings()
+    indicator: IndicatorSettings = IndicatorSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

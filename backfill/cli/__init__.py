@@ -7,6 +7,7 @@ from backfill.cli import (
     config_cmd,  # noqa: F401
     demo_cmd,  # noqa: F401
     dpi_cmd,  # noqa: F401
+    indicator_cmd,  # noqa: F401
     mock_dmp_cmd,  # noqa: F401
     validate_cmd,  # noqa: F401
 )

@@ -1,0 +1,116 @@
+"""DS1.4 on a hand-computed DPI, on SQLite and PostgreSQL: the engine's query and sql/indicator_ds14.sql agree."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from backfill.indicator import (
+    Month,
+    compute_discharge_share,
+    compute_ds14,
+    load_acked,
+)
+from connectors.dpi.contract import create_contract
+from tests.conftest import Database
+from tests.integration.ds14_support import (
+    AFTER_NOVEMBER,
+    EXPECTED_NOVEMBER,
+    HISTORY_KINDS,
+    NOVEMBER,
+    UTC,
+    hand_dpi,
+    run_sql_file,
+)
+from tests.integration.selection_support import insert
+
+
+@pytest.fixture
+def dpi(database: Database) -> sa.Engine:
+    engine = database.engine()
+    create_contract(engine)
+    rows, _ = hand_dpi()
+    insert(engine, rows)
+    yield engine
+    engine.dispose()
+
+
+def _acked() -> list[tuple[str, dt.datetime]]:
+    return hand_dpi()[1]
+
+
+def test_november_matches_the_hand_count(dpi: sa.Engine) -> None:
+    with dpi.connect() as conn:
+        figure = compute_ds14(
+            conn, NOVEMBER, now=AFTER_NOVEMBER, eligible_kinds=HISTORY_KINDS, acked=_acked()
+        )
+    assert figure.breakdown == EXPECTED_NOVEMBER
+    assert (figure.numerator, figure.denominator) == (2, 6)
+    assert not figure.month_to_date
+    js = figure.as_json()
+    assert js["month"] == "2026-11"
+    assert js["rate"] == pytest.approx(2 / 6)
+    assert set(js) >= {"month", "denominator", "numerator", "rate", "breakdown"}
+
+
+def test_the_sql_file_gives_the_same_numbers(dpi: sa.Engine) -> None:
+    with dpi.connect() as conn:
+        load_acked(conn, _acked())
+        assert run_sql_file(conn, NOVEMBER, AFTER_NOVEMBER) == EXPECTED_NOVEMBER
+        # and month to date, and another encounter-type setting
+        mid = dt.datetime(2026, 11, 15, 12, tzinfo=UTC)
+        for now, types in ((mid, ("IMP",)), (AFTER_NOVEMBER, ("IMP", "EMER", "EXTERNE"))):
+            engine_figure = compute_ds14(
+                conn, NOVEMBER, now=now, encounter_types=types, eligible_kinds=HISTORY_KINDS
+            )
+            assert run_sql_file(conn, NOVEMBER, now, encounter_types=types) == (
+                engine_figure.breakdown
+            )
+
+
+def test_only_the_live_feed_without_the_ledger(dpi: sa.Engine) -> None:
+    with dpi.connect() as conn:
+        figure = compute_ds14(
+            conn, NOVEMBER, now=AFTER_NOVEMBER, eligible_kinds=HISTORY_KINDS, acked=[]
+        )
+    # P2's consultation report was only acked by us: without the ledger it is not in the DMP
+    assert figure.breakdown["counted"] == 1
+    assert figure.breakdown["eligible_not_yet_sent"] == 2
+
+
+def test_month_to_date_stops_at_now(dpi: sa.Engine) -> None:
+    # 15 Nov 13:00 Paris: S1b (1 Nov), S2b (10 Nov; its document acked 15 Nov 08:00 UTC), S6b (5 Nov)
+    now = dt.datetime(2026, 11, 15, 12, tzinfo=UTC)
+    with dpi.connect() as conn:
+        figure = compute_ds14(conn, NOVEMBER, now=now, eligible_kinds=HISTORY_KINDS, acked=_acked())
+        before_ack = compute_ds14(
+            conn,
+            NOVEMBER,
+            now=dt.datetime(2026, 11, 15, 7, tzinfo=UTC),
+            eligible_kinds=HISTORY_KINDS,
+        )
+    assert figure.month_to_date
+    assert (figure.numerator, figure.denominator) == (2, 3)
+    assert (before_ack.numerator, before_ack.denominator) == (1, 3)
+
+
+def test_a_month_without_returning_stays_has_no_rate(dpi: sa.Engine) -> None:
+    with dpi.connect() as conn:
+        figure = compute_ds14(
+            conn, Month(2026, 7), now=AFTER_NOVEMBER, eligible_kinds=HISTORY_KINDS, acked=[]
+        )
+    assert figure.denominator == 0
+    assert figure.rate is None
+    assert figure.as_json()["rate"] is None
+
+
+def test_discharge_letters_and_prescriptions_of_the_month(dpi: sa.Engine) -> None:
+    # November discharges of IMP stays: S2b S3b S4b S6b S7b S8c S9a S9b S10b (9);
+    # only S7b has an LDL sent live, and no ORDO was sent.
+    with dpi.connect() as conn:
+        ds11 = compute_discharge_share(conn, "DS1.1", NOVEMBER, now=AFTER_NOVEMBER)
+        ds12 = compute_discharge_share(conn, "DS1.2", NOVEMBER, now=AFTER_NOVEMBER)
+    assert (ds11.with_document, ds11.discharges) == (1, 9)
+    assert (ds12.with_document, ds12.discharges) == (0, 9)
