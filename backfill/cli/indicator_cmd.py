@@ -106,19 +106,11 @@ def indicator(
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write the month's figure as JSON here.")
     ] = None,
-    reconcile: Annotated[
-        bool,
-        typer.Option(
-            "--reconcile", help="Compare what the ledger says is in the DMP with what it holds."
-        ),
-    ] = False,
 ) -> None:
     """DS1.4 for a month with its breakdown (the current month is month to date)."""
     settings = state.settings()
     now = dt.datetime.now(dt.UTC)
     wanted = parse_month(month, now)
-    if reconcile:
-        raise ConfigError("--reconcile is not built yet")
     figures = measure(settings, _months_to_show(wanted, now), now)
     out_console.print(ds14_table([f.ds14 for f in figures]))
     if figures[-1].ds14.month_to_date:
