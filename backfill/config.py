@@ -29,6 +29,7 @@ from pydantic_settings import (
 from backfill.bonus import BonusError, window_named
 from backfill.errors import ConfigError
 from cda.model import Establishment
+from connectors.dmp.client import services_url_problem
 from connectors.dmp.vihf import VihfIdentity
 
 __all__ = [
@@ -125,7 +126,8 @@ class DmpSettings(_Section):
     """The DMP endpoint and how hard the engine may push it."""
 
     url: str | None = Field(
-        None, description="base URL of the DMP services, e.g. https://…/si-dmp-server/v2/services"
+        None,
+        description="the DMP services base, e.g. https://…/si-dmp-server/v2/services; the engine appends /repository (ITI-41) and /registry (ITI-18)",
     )
     tls_cert: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
     tls_key: Path | None = Field(None, description="private key (PEM) of the client certificate")
@@ -159,8 +161,8 @@ class DmpSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http:// or https:// URL")
+        if value is not None and (problem := services_url_problem(value)) is not None:
+            raise ValueError(problem)
         return value.rstrip("/") if value else value
 
 

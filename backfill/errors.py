@@ -6,9 +6,10 @@
      ├── DataSourceError                exit 1: the DPI or ledger database cannot be reached or read
      └── LockHeld                       exit 1: another run holds the lock
 
-Errors raised by `cda` (terminal for one document) and by the connectors (marked
-`connectors.errors.TransientError` or `TerminalError`) are translated where they are caught;
-they never reach the user as a traceback.
+Errors raised by `cda` (terminal for one document) and by the connectors (under
+`connectors.errors.ConnectorError`) are translated where they are caught; they never reach the
+user as a traceback. What the DMP answers is not an exception at all: the DMP client returns an
+`OutcomeKind` (`connectors.dmp.client`), the one vocabulary for "retry or not".
 """
 
 from __future__ import annotations

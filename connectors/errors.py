@@ -1,19 +1,18 @@
-"""Retry markers shared by every connector's error tree.
+"""The root of every connector's exceptions.
 
-A connector's errors subclass its own root and one of these two markers, so the engine decides
-to retry with a type check (`isinstance(exc, TransientError)`) and never by parsing messages.
+    ConnectorError
+     ├── connectors.dmp.errors.DmpWireError          a message we cannot read or whose metadata break a rule
+     └── connectors.dpi.synthetic.errors.GenerationError
+
+Whether to try again is never a property of an exception: what the DMP answers (and what the
+network does) comes back from the DMP client as a value, `connectors.dmp.client.OutcomeKind`,
+and the engine decides on that value. One vocabulary, so there are no retry markers here.
 """
 
 from __future__ import annotations
 
-__all__ = ["TerminalError", "TransientError"]
+__all__ = ["ConnectorError"]
 
 
-class TransientError(Exception):
-    """Trying again later may succeed (busy, unreachable, timed out). May carry `retry_after`."""
-
-    retry_after: float | None = None
-
-
-class TerminalError(Exception):
-    """Trying again with the same input gives the same answer: record it, do not retry."""
+class ConnectorError(Exception):
+    """Root of the connectors' errors; the engine translates them where it catches them."""

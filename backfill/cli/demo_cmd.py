@@ -21,15 +21,13 @@ import typer
 from backfill.cli._app import app, out_console, state
 from backfill.cli.dpi_cmd import print_summary, run_generation
 from backfill.databases import open_engine
+from backfill.dmp_session import dmp_client
 from backfill.documents import build_selected
 from backfill.errors import ConfigError
 from backfill.selection import DEFAULT_RULE, Decision, decide, load_rule
 from backfill.selection.audit import AuditCounts, DecisionCsv, reason_table
 from cda.build import BuiltDocument
-from cda.entry import xon
 from cda.validate import validate
-from connectors.dmp.client import DmpClient
-from connectors.dmp.request import new_submission_set
 from connectors.dmp_mock.app import MockConfig
 from connectors.dmp_mock.server import MockServer
 
@@ -124,7 +122,6 @@ def _send_to_mock(ctx: DemoContext) -> None:
     wanted = [d for d in wanted if not d.replaces_unique_id]
     settings = state.settings()
     establishment = settings.establishment.as_cda()
-    identity = settings.vihf.as_identity(settings.structure_id)
     built: dict[str, list[BuiltDocument]] = {}
     outcomes: Counter[str] = Counter()
     engine = open_engine(ctx.dpi_url, "DPI")
@@ -142,15 +139,12 @@ def _send_to_mock(ctx: DemoContext) -> None:
     store.unlink(missing_ok=True)
     started = time.perf_counter()
     with MockServer(MockConfig(db_url=f"sqlite:///{store}")) as mock:
-        client = DmpClient(mock.base_url, identity)
+        client = dmp_client(settings, url=mock.services_url)
         try:
             for documents in built.values():
-                submission = new_submission_set(
-                    documents[0].entry.patient_id,
-                    source_id=establishment.source_oid,
-                    institution_xon=xon(establishment),
+                result = client.submit(
+                    documents[0].entry.patient_id, [(d.entry, d.xml) for d in documents]
                 )
-                result = client.submit(submission, [(d.entry, d.xml) for d in documents])
                 outcomes[
                     f"{result.kind.value}"
                     + (f" ({', '.join(sorted(set(result.codes)))})" if result.codes else "")

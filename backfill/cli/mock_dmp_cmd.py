@@ -15,7 +15,8 @@ import uvicorn
 from backfill.cli._app import app, err_console, state
 from backfill.databases import describe_url
 from backfill.errors import ConfigError
-from connectors.dmp_mock.app import REPOSITORY_PATH, MockConfig
+from connectors.dmp.client import REPOSITORY_PATH, SERVICES_PATH
+from connectors.dmp_mock.app import MockConfig
 from connectors.dmp_mock.server import TlsFiles, uvicorn_config
 
 __all__ = ["mock_dmp"]
@@ -96,6 +97,7 @@ def mock_dmp(
         scheme = "https" if tls else "http"
         err_console.print(
             f"mock DMP on {scheme}://{host}:{port}{REPOSITORY_PATH} (store {describe_url(db)}"
-            f"{', mutual TLS' if client_ca else ''}{', control plane on loopback' if control else ''})"
+            f"{', mutual TLS' if client_ca else ''}{', control plane on loopback' if control else ''});"
+            f" set dmp.url = {scheme}://{host}:{port}{SERVICES_PATH}"
         )
         uvicorn.Server(server_config).run(sockets=[listener])

@@ -1,41 +1,97 @@
-"""A DMP client for one ITI-41 call, and the classification of every answer (DESIGN §7).
+"""DMP clients (sync and async) over one I/O-free core that builds requests and reads answers.
 
-    client = DmpClient("http://127.0.0.1:8700", identity)
-    result = client.submit(submission_set, [(entry, cda_bytes), ...])
-    result.kind   # done | transient | patient | document | fatal
+    async with AsyncDmpClient(services_url, identity, source_id=…, institution_xon=…) as dmp:
+        result = await dmp.submit(patient_id, [(entry, cda_bytes), ...])
+        result.kind                 # the class of the whole answer (DESIGN §7)
+        result.documents            # one DocumentOutcome per document sent, in the order sent
+        found = await dmp.find_entry_uuid(unique_id, patient_id=patient_id)   # ITI-18
 
-The transport is an `httpx.Client` the caller may supply (TLS, timeouts, a `MockTransport` in
-tests), as httpx itself is built. Retrying, pacing and the ledger are the engine's business: this
-module only says what an answer means, so the decision to retry is a comparison, not a parse.
+`services_url` is the DMP's services base (`https://…/si-dmp-server/v2/services`): ITI-41 goes
+to `<base>/repository`, ITI-18 to `<base>/registry`. The transport is an httpx client the
+caller may supply (TLS, timeouts, pool), as httpx itself is built. Retrying, pacing and the
+ledger are the engine's business: this module says what an answer means, so the decision to
+retry is a comparison, not a parse.
+
+One error vocabulary, `OutcomeKind`: the client never raises for what the DMP answers nor for
+the network; every attempt comes back as a value of
+
+    OutcomeKind
+     ├── DONE       stored, or already stored with the same hash (an idempotent resend)
+     ├── TRANSIENT  try again later: Busy/OutOfResources/NotAvailable codes, HTTP 429/5xx,
+     │              timeout, connection refused, an unreadable answer, a reused submission set,
+     │              any other non-200 answer without a RegistryResponse (the caller bounds tries)
+     ├── PATIENT    XDSUnknownPatientId: the patient has no open DMP; their documents wait
+     ├── DOCUMENT   a RegistryResponse error located on this document: reject it with the code
+     ├── SPLIT      HTTP 413, or a refused set in which only some documents are at fault or
+     │              already stored: nothing of it was stored, send the others in smaller sets
+     └── FATAL      HTTP 401/403, a TLS failure, a WS-Security fault (by QName), HTTP 404/405
+                    (wrong endpoint): stop the run, mark nothing
+
+Only a RegistryResponse's error codes ever make a document DOCUMENT. (The TransientError /
+TerminalError exception markers are gone: outcomes are values, not exceptions.)
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import enum
+import re
+import ssl
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from types import TracebackType
 
 import httpx
 from lxml import etree
 
-from cda.metadata import DocumentEntry, SubmissionSet
+from cda.metadata import Coded, DocumentEntry
+from connectors.dmp import mtom
+from connectors.dmp.ebrim import SUBMISSION_SET_ID
 from connectors.dmp.errors import MalformedMessage
-from connectors.dmp.request import build_request
+from connectors.dmp.request import CONTENT_TYPE_HOSPITALISATION, build_request, new_submission_set
 from connectors.dmp.response import RegistryError, read_response
-from connectors.dmp.soap import parse_xml, read_envelope
+from connectors.dmp.soap import Fault, parse_xml, read_envelope, read_fault
 from connectors.dmp.vihf import VihfIdentity
-from connectors.dmp.vocabulary import NS
+from connectors.dmp.vocabulary import NS, XDS
 
-__all__ = ["REPOSITORY_PATH", "DmpClient", "OutcomeKind", "SubmitResult", "classify"]
+__all__ = [
+    "REGISTRY_PATH",
+    "REPOSITORY_PATH",
+    "SERVICES_PATH",
+    "AsyncDmpClient",
+    "DmpClient",
+    "DocumentOutcome",
+    "OutcomeKind",
+    "SubmitResult",
+    "classify",
+    "services_url_problem",
+]
 
-REPOSITORY_PATH = "/si-dmp-server/v2/services/repository"
+SERVICES_PATH = "/si-dmp-server/v2/services"
+REPOSITORY_PATH = SERVICES_PATH + "/repository"
+REGISTRY_PATH = SERVICES_PATH + "/registry"
 _SOAP = f"{{{NS['soap']}}}"
 
 TRANSIENT_CODES = frozenset({
     "XDSRegistryBusy", "XDSRepositoryBusy", "XDSRegistryOutOfResources",
     "XDSRepositoryOutOfResources", "XDSRegistryNotAvailable",
+    # "Internal registry/repository error": the DMP's own failure, not the document's.
+    "XDSRegistryError", "XDSRepositoryError",
 })  # fmt: skip
 TRANSIENT_HTTP = frozenset({429, 502, 503, 504})
+WRONG_ENDPOINT_HTTP = frozenset({404, 405})
+DUPLICATE = "XDSDuplicateUniqueIdInRegistry"
+UNKNOWN_PATIENT = "XDSUnknownPatientId"
+
+# WS-Security 1.0 fault codes (OASIS WSS SOAP Message Security §12), by local name: a refusal of
+# who we are, never of what we sent.
+_WSSE_FAULTS = frozenset({
+    "UnsupportedSecurityToken", "UnsupportedAlgorithm", "InvalidSecurity", "InvalidSecurityToken",
+    "FailedAuthentication", "FailedCheck", "SecurityTokenUnavailable", "MessageExpired",
+})  # fmt: skip
 
 
 class OutcomeKind(enum.StrEnum):
@@ -44,115 +100,530 @@ class OutcomeKind(enum.StrEnum):
     PATIENT = "patient"
     DOCUMENT = "document"
     FATAL = "fatal"
+    SPLIT = "split"
+
+
+@dataclass(frozen=True)
+class DocumentOutcome:
+    """What one answer means for one document sent (its text never carries personal data)."""
+
+    unique_id: str
+    kind: OutcomeKind
+    code: str | None = None
+    """The IHE error code, or "HTTP 503", "timeout", "TLS", …"""
+    text: str = ""
 
 
 @dataclass(frozen=True)
 class SubmitResult:
     kind: OutcomeKind
     http_status: int | None
+    submission_set_id: str
+    """The SubmissionSet uniqueId the client minted for this attempt."""
+    documents: tuple[DocumentOutcome, ...] = ()
     errors: tuple[RegistryError, ...] = ()
     retry_after: float | None = None
+    """Seconds the DMP asked us to wait (Retry-After, either form), on transient answers."""
     detail: str = ""
+    elapsed: float = 0.0
 
     @property
     def codes(self) -> tuple[str, ...]:
         return tuple(e.code for e in self.errors)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.replace(".", "", 1).isdigit() else None
+# ---- reading answers (no I/O) ---------------------------------------------------------------
 
 
-def _fault(content: bytes) -> tuple[str, str] | None:
-    """(subcode, reason) of a SOAP Fault body, or None when the body is not a fault."""
-    try:
-        body = read_envelope(parse_xml(content)).body
-    except MalformedMessage:
+def retry_after(headers: httpx.Headers, now: dt.datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header: delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    value = headers.get("retry-after", "").strip()
+    if not value:
         return None
-    if etree.QName(body).localname != "Fault":
-        return None
-    subcode = body.findtext(f"{_SOAP}Code/{_SOAP}Subcode/{_SOAP}Value") or ""
-    reason = body.findtext(f"{_SOAP}Reason/{_SOAP}Text") or ""
-    return subcode.strip(), reason.strip()
-
-
-def classify(response: httpx.Response, sent: Sequence[DocumentEntry] = ()) -> SubmitResult:
-    """What an HTTP answer to ITI-41 means for the documents sent."""
-    status = response.status_code
-    fault = _fault(response.content) if response.content else None
-    if status in (401, 403) or (fault is not None and fault[0].startswith("wsse:")):
-        # Refused authentication, whatever HTTP status carries it: stop the run.
-        reason = fault[1] if fault else "authentication refused"
-        return SubmitResult(OutcomeKind.FATAL, status, detail=f"HTTP {status}: {reason}")
-    if status in TRANSIENT_HTTP or status >= 500:
-        return SubmitResult(
-            OutcomeKind.TRANSIENT,
-            status,
-            retry_after=_retry_after(response),
-            detail=f"HTTP {status}" + (f": {fault[1]}" if fault else ""),
-        )
-    if status != 200 or fault is not None:
-        reason = fault[1] if fault else "the request was refused"
-        return SubmitResult(OutcomeKind.DOCUMENT, status, detail=f"HTTP {status}: {reason}")
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
     try:
-        outcome = read_response(read_envelope(parse_xml(response.content)).body)
-    except MalformedMessage as exc:
-        return SubmitResult(OutcomeKind.TRANSIENT, status, detail=f"unreadable answer: {exc}")
-    if outcome.success:
-        return SubmitResult(OutcomeKind.DONE, status, outcome.errors)
-    codes = set(outcome.codes)
-    if codes & TRANSIENT_CODES:
-        return SubmitResult(OutcomeKind.TRANSIENT, status, outcome.errors)
-    if "XDSUnknownPatientId" in codes:
-        return SubmitResult(OutcomeKind.PATIENT, status, outcome.errors)
-    duplicated = {e.location for e in outcome.errors if e.code == "XDSDuplicateUniqueIdInRegistry"}
-    if (
-        codes == {"XDSDuplicateUniqueIdInRegistry"}
-        and sent
-        and duplicated >= {e.entry_uuid for e in sent}
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
+
+
+def _is_authentication(fault: Fault | None) -> bool:
+    return fault is not None and any(
+        ns == NS["wsse"] and name in _WSSE_FAULTS for ns, name in fault.codes
+    )
+
+
+def _envelope_body(response: httpx.Response) -> etree._Element:
+    """The SOAP Body's child of an answer, plain or MTOM-packaged (MalformedMessage if neither)."""
+    content_type = response.headers.get("content-type") or "application/soap+xml"
+    message = mtom.unpack(content_type, response.content)
+    return read_envelope(parse_xml(message.root)).body
+
+
+def _scrub(text: str, patient_id: str) -> str:
+    """The text without the patient's identifier (CX form or matricule), should the DMP echo it."""
+    matricule = patient_id.split("^", 1)[0]
+    for secret in (patient_id, matricule):
+        if len(secret) >= 6:
+            text = text.replace(secret, "[patient]")
+    return text
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What classify needs to know about the request the answer is about."""
+
+    entries: tuple[DocumentEntry, ...]
+    submission_set_id: str
+    object_ids: tuple[str, ...]
+    """The ExtrinsicObject ids used in the request (entryUUIDs or symbolic ids), in order."""
+    patient_id: str
+
+
+_SET = -1  # `_locate` result: the error is about the submission set
+
+
+def _locate(error: RegistryError, sent: _Sent) -> int | None:
+    """Index of the document an error is about, _SET for the submission set, None if unknown."""
+    location = error.location.strip()
+    for n, entry in enumerate(sent.entries):
+        if location and location in (sent.object_ids[n], entry.entry_uuid, entry.unique_id):
+            return n
+    if location in ("SubmissionSet", SUBMISSION_SET_ID) or (
+        location and location == sent.submission_set_id
     ):
-        # Every document sent is already stored with the same hash: an idempotent resend.
-        return SubmitResult(OutcomeKind.DONE, status, outcome.errors)
-    # Refused as a set (nothing of it was stored). When some documents are merely already
-    # stored, the sender splits the set: those come back done on their own, the others go through.
-    return SubmitResult(OutcomeKind.DOCUMENT, status, outcome.errors)
+        return _SET
+    # A registry may name the object in codeContext only ("UniqueId 1.2.3 … already exists").
+    for n, entry in enumerate(sent.entries):
+        if _mentions(error.context, entry.unique_id):
+            return n
+    if sent.submission_set_id and _mentions(error.context, sent.submission_set_id):
+        return _SET
+    return None
 
 
-class DmpClient:
+def _mentions(text: str, identifier: str) -> bool:
+    # Not a prefix of a longer OID (1.2.3.1 inside 1.2.3.10), a sentence's full stop allowed.
+    return re.search(rf"(?<![\w.]){re.escape(identifier)}(?![\w]|\.\w)", text) is not None
+
+
+def _whole(
+    kind: OutcomeKind, sent: _Sent, code: str | None, text: str, **fields: object
+) -> SubmitResult:
+    """The same outcome for every document of the set."""
+    text = _scrub(text, sent.patient_id)
+    return SubmitResult(
+        kind,
+        submission_set_id=sent.submission_set_id,
+        documents=tuple(DocumentOutcome(e.unique_id, kind, code, text) for e in sent.entries),
+        detail=text,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _classify(response: httpx.Response, sent: _Sent) -> SubmitResult:
+    status = response.status_code
+    body: etree._Element | None = None
+    unreadable = ""
+    if response.content:
+        try:
+            body = _envelope_body(response)
+        except MalformedMessage as exc:
+            unreadable = str(exc)
+    fault = read_fault(body) if body is not None else None
+    reason = f": {fault.reason}" if fault and fault.reason else ""
+
+    if status in (401, 403) or _is_authentication(fault):
+        # Refused authentication, whatever HTTP status carries it: stop the run.
+        return _whole(
+            OutcomeKind.FATAL,
+            sent,
+            f"HTTP {status}",
+            f"HTTP {status}: authentication refused{reason}",
+            http_status=status,
+        )
+    if status in WRONG_ENDPOINT_HTTP:
+        return _whole(
+            OutcomeKind.FATAL,
+            sent,
+            f"HTTP {status}",
+            f"HTTP {status} from {response.request.url}: not the DMP's endpoint (check dmp.url, "
+            f"the services base ending in {SERVICES_PATH}){reason}",
+            http_status=status,
+        )
+    if status == 413:
+        return _whole(
+            OutcomeKind.SPLIT,
+            sent,
+            "HTTP 413",
+            f"HTTP 413: the set is too large for the DMP{reason}",
+            http_status=status,
+        )
+    wait = retry_after(response.headers)
+    if status != 200 or fault is not None or body is None:
+        what = reason or (f": unreadable answer ({unreadable})" if unreadable else "")
+        return _whole(
+            OutcomeKind.TRANSIENT,
+            sent,
+            f"HTTP {status}",
+            f"HTTP {status}{what}",
+            http_status=status,
+            retry_after=wait,
+        )
+    try:
+        outcome = read_response(body)
+    except MalformedMessage as exc:
+        return _whole(
+            OutcomeKind.TRANSIENT,
+            sent,
+            f"HTTP {status}",
+            f"unreadable answer: {exc}",
+            http_status=status,
+            retry_after=wait,
+        )
+    errors = tuple(
+        dataclasses.replace(e, context=_scrub(e.context, sent.patient_id)) for e in outcome.errors
+    )
+    fields = {"http_status": status, "errors": errors}
+    if outcome.success:
+        return _whole(OutcomeKind.DONE, sent, None, "stored", **fields)
+    failing = [e for e in errors if e.severity == XDS.ERROR]
+    codes = {e.code for e in failing}
+    if not failing or codes & TRANSIENT_CODES:
+        code = next((c for c in codes if c in TRANSIENT_CODES), "Failure")
+        text = next((e.context for e in failing if e.code == code), "Failure without an error")
+        return _whole(
+            OutcomeKind.TRANSIENT, sent, code, f"{code}: {text}", retry_after=wait, **fields
+        )
+    if UNKNOWN_PATIENT in codes:
+        text = next(e.context for e in failing if e.code == UNKNOWN_PATIENT)
+        return _whole(OutcomeKind.PATIENT, sent, UNKNOWN_PATIENT, text, **fields)
+    return _judge_documents(failing, sent, wait, fields)
+
+
+def _judge_documents(
+    failing: list[RegistryError], sent: _Sent, wait: float | None, fields: dict[str, object]
+) -> SubmitResult:
+    """A refused set: what each document's errors say (nothing of the set was stored)."""
+    verdicts: dict[int, DocumentOutcome] = {}
+    on_set: list[RegistryError] = []
+    unplaced: list[RegistryError] = []
+    for error in failing:
+        where = _locate(error, sent)
+        if where is None:
+            unplaced.append(error)
+        elif where == _SET:
+            on_set.append(error)
+        elif error.code == DUPLICATE:
+            # Already stored with the same hash (else the code is XDSNonIdenticalHash): done.
+            verdicts.setdefault(
+                where,
+                DocumentOutcome(
+                    sent.entries[where].unique_id,
+                    OutcomeKind.DONE,
+                    DUPLICATE,
+                    "already stored with the same hash",
+                ),
+            )
+        elif verdicts.get(where) is None or verdicts[where].kind is OutcomeKind.DONE:
+            verdicts[where] = DocumentOutcome(
+                sent.entries[where].unique_id, OutcomeKind.DOCUMENT, error.code, error.context
+            )
+    if any(e.code == DUPLICATE for e in on_set + unplaced):
+        # The submission set's uniqueId was already received (or the registry does not say what
+        # is duplicated): no document is at fault; resend with a fresh set.
+        error = next(e for e in on_set + unplaced if e.code == DUPLICATE)
+        return _whole(
+            OutcomeKind.TRANSIENT,
+            sent,
+            DUPLICATE,
+            f"{DUPLICATE} on the submission set: {error.context}",
+            retry_after=wait,
+            **fields,
+        )
+    if on_set:
+        # The set's own metadata are refused: splitting will not help any document of it.
+        default = (OutcomeKind.DOCUMENT, on_set[0].code, on_set[0].context)
+    elif unplaced and len(sent.entries) == 1:
+        default = (OutcomeKind.DOCUMENT, unplaced[0].code, unplaced[0].context)
+    else:
+        default = (
+            OutcomeKind.SPLIT,
+            None,
+            "not stored: the set was refused for other documents; send it again",
+        )
+    documents = tuple(
+        verdicts.get(n) or DocumentOutcome(entry.unique_id, *default)
+        for n, entry in enumerate(sent.entries)
+    )
+    kinds = {d.kind for d in documents}
+    kind = kinds.pop() if len(kinds) == 1 else OutcomeKind.SPLIT
+    detail = "; ".join(sorted({f"{e.code}: {e.context}" for e in failing}))[:500]
+    return SubmitResult(
+        kind, submission_set_id=sent.submission_set_id, documents=documents, detail=detail, **fields
+    )  # type: ignore[arg-type]
+
+
+def classify(
+    response: httpx.Response,
+    sent: Sequence[DocumentEntry] = (),
+    *,
+    submission_set_id: str = "",
+    object_ids: Sequence[str] | None = None,
+) -> SubmitResult:
+    """What an HTTP answer to ITI-41 means for the set and for each document sent."""
+    entries = tuple(sent)
+    facts = _Sent(
+        entries,
+        submission_set_id,
+        tuple(object_ids) if object_ids is not None else tuple(e.entry_uuid for e in entries),
+        entries[0].patient_id if entries else "",
+    )
+    return _classify(response, facts)
+
+
+_CERTIFICATE_TROUBLE = re.compile(
+    r"CERTIFICATE|UNKNOWN_CA|HANDSHAKE_FAILURE|ACCESS_DENIED|WRONG_VERSION|NO_SHARED_CIPHER|"
+    r"UNSUPPORTED_PROTOCOL|PROTOCOL_VERSION"
+)
+
+
+def _tls_failure(exc: BaseException) -> str | None:
+    """The TLS reason when a transport error is a refused handshake (ours or theirs), else None.
+
+    An EOF or a reset in the middle of TLS is the network's doing (transient); a certificate
+    refused either way, or no common protocol, will not heal by itself (fatal).
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"the DMP's certificate is not trusted ({cause.verify_message})"
+        if isinstance(cause, ssl.SSLError) and not isinstance(
+            cause, ssl.SSLEOFError | ssl.SSLZeroReturnError | ssl.SSLSyscallError
+        ):
+            reason = cause.reason or str(cause)
+            if _CERTIFICATE_TROUBLE.search(reason):
+                return f"the TLS handshake was refused ({reason})"
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _transport_outcome(exc: httpx.TransportError, sent: _Sent) -> SubmitResult:
+    if (reason := _tls_failure(exc)) is not None:
+        return _whole(OutcomeKind.FATAL, sent, "TLS", reason, http_status=None)
+    if isinstance(exc, httpx.TimeoutException):
+        # Ambiguous: the DMP may have stored the set. Resending is safe (same uniqueIds).
+        return _whole(
+            OutcomeKind.TRANSIENT,
+            sent,
+            "timeout",
+            f"timeout ({type(exc).__name__})",
+            http_status=None,
+        )
+    return _whole(
+        OutcomeKind.TRANSIENT,
+        sent,
+        "connection",
+        f"connection failed ({type(exc).__name__})",
+        http_status=None,
+    )
+
+
+# ---- preparing requests (no I/O) ------------------------------------------------------------
+
+
+def services_url_problem(url: str) -> str | None:
+    """Why `url` is not a usable services base (None when it is)."""
+    if not re.match(r"^https?://[^/\s]+", url):
+        return "must be an http:// or https:// URL"
+    for door in ("/repository", "/registry"):
+        if url.rstrip("/").endswith(door):
+            return (
+                f"is the {door.strip('/')} endpoint; give the services base instead "
+                f"({url.rstrip('/').removesuffix(door)}): the client appends /repository "
+                "(ITI-41) and /registry (ITI-18)"
+            )
+    return None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    content_type: str
+    body: bytes
+    sent: _Sent
+
+
+class _Core:
+    """What both clients share: endpoints, identity, how a submission is built and read."""
+
     def __init__(
         self,
-        base_url: str,
+        services_url: str,
         identity: VihfIdentity,
         *,
+        source_id: str,
+        institution_xon: str,
+        use_mtom: bool = True,
+    ) -> None:
+        if (problem := services_url_problem(services_url)) is not None:
+            raise ValueError(f"DMP services URL {services_url!r} {problem}")
+        self.services_url = services_url.rstrip("/")
+        self.repository_url = self.services_url + "/repository"
+        self.registry_url = self.services_url + "/registry"
+        self.identity = identity
+        self.source_id = source_id
+        self.institution_xon = institution_xon
+        self.use_mtom = use_mtom
+
+    def _prepare(
+        self,
+        patient_id: str,
+        documents: Sequence[tuple[DocumentEntry, bytes]],
+        content_type: Coded | None,
+    ) -> _Prepared:
+        if not documents:
+            raise ValueError("a submission needs at least one document")
+        if any(entry.patient_id != patient_id for entry, _ in documents):
+            raise ValueError("every document of a submission set must be of its patient")
+        # A fresh SubmissionSet (uniqueId, time) per attempt: the DMP refuses a reused one.
+        submission_set = new_submission_set(
+            patient_id,
+            source_id=self.source_id,
+            institution_xon=self.institution_xon,
+            content_type=content_type or CONTENT_TYPE_HOSPITALISATION,
+        )
+        media, body = build_request(
+            submission_set,
+            documents,
+            self.identity,
+            to=self.repository_url,
+            use_mtom=self.use_mtom,
+        )
+        entries = tuple(entry for entry, _ in documents)
+        sent = _Sent(
+            entries, submission_set.unique_id, tuple(e.entry_uuid for e in entries), patient_id
+        )
+        return _Prepared(media, body, sent)
+
+    @staticmethod
+    def _read(prepared: _Prepared, response: httpx.Response, started: float) -> SubmitResult:
+        result = _classify(response, prepared.sent)
+        return dataclasses.replace(result, elapsed=time.monotonic() - started)
+
+    @staticmethod
+    def _failed(prepared: _Prepared, exc: httpx.TransportError, started: float) -> SubmitResult:
+        result = _transport_outcome(exc, prepared.sent)
+        return dataclasses.replace(result, elapsed=time.monotonic() - started)
+
+
+class DmpClient(_Core):
+    """One ITI-41 call at a time on an `httpx.Client` (tests, the demo)."""
+
+    def __init__(
+        self,
+        services_url: str,
+        identity: VihfIdentity,
+        *,
+        source_id: str,
+        institution_xon: str,
         http: httpx.Client | None = None,
         use_mtom: bool = True,
     ) -> None:
-        self.url = base_url.rstrip("/") + REPOSITORY_PATH
-        self.identity = identity
+        super().__init__(
+            services_url,
+            identity,
+            source_id=source_id,
+            institution_xon=institution_xon,
+            use_mtom=use_mtom,
+        )
         self.http = http or httpx.Client(timeout=httpx.Timeout(10, read=60))
-        self.use_mtom = use_mtom
 
     def submit(
-        self, submission_set: SubmissionSet, documents: Sequence[tuple[DocumentEntry, bytes]]
+        self,
+        patient_id: str,
+        documents: Sequence[tuple[DocumentEntry, bytes]],
+        *,
+        content_type: Coded | None = None,
     ) -> SubmitResult:
-        content_type, body = build_request(
-            submission_set, documents, self.identity, to=self.url, use_mtom=self.use_mtom
-        )
+        prepared = self._prepare(patient_id, documents, content_type)
+        started = time.monotonic()
         try:
             response = self.http.post(
-                self.url, content=body, headers={"content-type": content_type}
-            )
-        except httpx.TimeoutException as exc:
-            # Ambiguous: the DMP may have stored the set. Resending is safe (same uniqueIds).
-            return SubmitResult(
-                OutcomeKind.TRANSIENT, None, detail=f"timeout ({type(exc).__name__})"
+                self.repository_url,
+                content=prepared.body,
+                headers={"content-type": prepared.content_type},
             )
         except httpx.TransportError as exc:
-            return SubmitResult(
-                OutcomeKind.TRANSIENT, None, detail=f"connection failed ({type(exc).__name__})"
-            )
-        return classify(response, [entry for entry, _ in documents])
+            return self._failed(prepared, exc, started)
+        return self._read(prepared, response, started)
 
     def close(self) -> None:
         self.http.close()
+
+    def __enter__(self) -> DmpClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AsyncDmpClient(_Core):
+    """ITI-41 (and ITI-18) calls from many tasks over one `httpx.AsyncClient` (pool, keep-alive)."""
+
+    def __init__(
+        self,
+        services_url: str,
+        identity: VihfIdentity,
+        *,
+        source_id: str,
+        institution_xon: str,
+        http: httpx.AsyncClient | None = None,
+        use_mtom: bool = True,
+    ) -> None:
+        super().__init__(
+            services_url,
+            identity,
+            source_id=source_id,
+            institution_xon=institution_xon,
+            use_mtom=use_mtom,
+        )
+        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10, read=60))
+
+    async def submit(
+        self,
+        patient_id: str,
+        documents: Sequence[tuple[DocumentEntry, bytes]],
+        *,
+        content_type: Coded | None = None,
+    ) -> SubmitResult:
+        """Send one submission set of one patient; never raises for an answer or the network."""
+        prepared = self._prepare(patient_id, documents, content_type)
+        started = time.monotonic()
+        try:
+            response = await self.http.post(
+                self.repository_url,
+                content=prepared.body,
+                headers={"content-type": prepared.content_type},
+            )
+        except httpx.TransportError as exc:
+            return self._failed(prepared, exc, started)
+        return self._read(prepared, response, started)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncDmpClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

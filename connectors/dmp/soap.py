@@ -13,7 +13,15 @@ from lxml import etree
 from connectors.dmp.errors import MalformedMessage
 from connectors.dmp.vocabulary import NS
 
-__all__ = ["Envelope", "build_envelope", "build_fault", "parse_xml", "read_envelope"]
+__all__ = [
+    "Envelope",
+    "Fault",
+    "build_envelope",
+    "build_fault",
+    "parse_xml",
+    "read_envelope",
+    "read_fault",
+]
 
 _SOAP = f"{{{NS['soap']}}}"
 _WSA = f"{{{NS['wsa']}}}"
@@ -95,15 +103,49 @@ def read_envelope(root: etree._Element) -> Envelope:
 
 
 def build_fault(code: str, reason: str, *, subcode: str | None = None) -> bytes:
-    """A SOAP 1.2 Fault; `code` is Sender (the request is wrong) or Receiver (we failed)."""
+    """A SOAP 1.2 Fault; `code` is Sender (the request is wrong) or Receiver (we failed).
+
+    `subcode` is a QName such as `wsse:FailedAuthentication`; a prefix of ours (`NS`) is declared
+    where it is used, so a reader resolves it to its namespace, as SOAP 1.2 requires.
+    """
     envelope = etree.Element(_SOAP + "Envelope", nsmap={"soap": NS["soap"]})
     fault = etree.SubElement(etree.SubElement(envelope, _SOAP + "Body"), _SOAP + "Fault")
     code_el = etree.SubElement(fault, _SOAP + "Code")
     etree.SubElement(code_el, _SOAP + "Value").text = f"soap:{code}"
     if subcode:
-        sub = etree.SubElement(code_el, _SOAP + "Subcode")
+        prefix = subcode.partition(":")[0] if ":" in subcode else None
+        declared = {prefix: NS[prefix]} if prefix in NS and prefix != "soap" else None
+        sub = etree.SubElement(code_el, _SOAP + "Subcode", nsmap=declared)
         etree.SubElement(sub, _SOAP + "Value").text = subcode
     text = etree.SubElement(etree.SubElement(fault, _SOAP + "Reason"), _SOAP + "Text")
     text.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
     text.text = reason
     return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A SOAP 1.2 Fault as a client acts on it."""
+
+    codes: tuple[tuple[str, str], ...]
+    """(namespace URI, local name) of the Code value, then of each nested Subcode value."""
+    reason: str
+
+    @property
+    def code(self) -> tuple[str, str]:
+        return self.codes[0] if self.codes else ("", "")
+
+
+def _qname_value(element: etree._Element) -> tuple[str, str]:
+    """A QName-valued element's text, resolved against the namespaces in scope where it stands."""
+    prefix, _, local = (element.text or "").strip().rpartition(":")
+    return element.nsmap.get(prefix or None) or "", local
+
+
+def read_fault(body: etree._Element) -> Fault | None:
+    """The fault in a SOAP Body's child, or None when it is not a Fault."""
+    if body.tag != _SOAP + "Fault":
+        return None
+    codes = tuple(_qname_value(v) for v in body.iter(_SOAP + "Value"))
+    reason = body.findtext(f"{_SOAP}Reason/{_SOAP}Text") or ""
+    return Fault(codes, " ".join(reason.split()))

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from cda.ins import INS_OIDS, matricule_problem
 from cda.validate import cda_schema
-from connectors.dmp.client import REPOSITORY_PATH
+from connectors.dmp.client import REGISTRY_PATH, REPOSITORY_PATH
 from connectors.dmp.schema import repository_schema
 from connectors.dmp.soap import build_fault
 from connectors.dmp_mock.faults import FaultPlan, FaultSettings
@@ -30,7 +30,7 @@ from connectors.dmp_mock.ratelimit import TokenBuckets
 from connectors.dmp_mock.registry import PATIENT_STATES, Registry, Reply
 from connectors.dmp_mock.store import open_store
 
-__all__ = ["REPOSITORY_PATH", "MockConfig", "create_app"]
+__all__ = ["REGISTRY_PATH", "REPOSITORY_PATH", "MockConfig", "create_app"]
 
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 

@@ -12,7 +12,8 @@ from types import TracebackType
 
 import uvicorn
 
-from connectors.dmp_mock.app import REPOSITORY_PATH, MockConfig, create_app
+from connectors.dmp.client import REPOSITORY_PATH, SERVICES_PATH
+from connectors.dmp_mock.app import MockConfig, create_app
 
 __all__ = ["MockServer", "TlsFiles", "uvicorn_config"]
 
@@ -57,7 +58,7 @@ class MockServer:
     """The mock DMP on a real TCP socket in a background thread; a free port unless given.
 
     with MockServer(MockConfig()) as mock:
-        httpx.post(mock.repository_url, ...)
+        DmpClient(mock.services_url, …)      # or httpx.post(mock.repository_url, …)
     """
 
     def __init__(
@@ -81,6 +82,11 @@ class MockServer:
     @property
     def base_url(self) -> str:
         return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def services_url(self) -> str:
+        """What `dmp.url` is set to for this mock: the services base (the client adds the door)."""
+        return self.base_url + SERVICES_PATH
 
     @property
     def repository_url(self) -> str:

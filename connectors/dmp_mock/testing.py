@@ -16,9 +16,25 @@ from cda.metadata import SubmissionSet
 from connectors.dmp.request import build_request, new_submission_set
 from connectors.dmp.vihf import VihfIdentity
 
-__all__ = ["IDENTITY", "built_examples", "request_for", "submission_set_for", "with_entry"]
+__all__ = [
+    "IDENTITY",
+    "INSTITUTION_XON",
+    "SOURCE_ID",
+    "built_examples",
+    "client_options",
+    "request_for",
+    "submission_set_for",
+    "with_entry",
+]
 
 IDENTITY = VihfIdentity(structure_id="1" + ESTABLISHMENT.finess_geo)
+SOURCE_ID = ESTABLISHMENT.source_oid
+INSTITUTION_XON = xon(ESTABLISHMENT)
+
+
+def client_options() -> dict[str, object]:
+    """The keyword arguments of a DmpClient / AsyncDmpClient sending as the example establishment."""
+    return {"identity": IDENTITY, "source_id": SOURCE_ID, "institution_xon": INSTITUTION_XON}
 
 
 def built_examples(pdf_size: int = 0, *, patient: str | None = None) -> list[BuiltDocument]:
@@ -32,7 +48,7 @@ def built_examples(pdf_size: int = 0, *, patient: str | None = None) -> list[Bui
 
 def submission_set_for(patient_id: str, *, unique_id: str | None = None) -> SubmissionSet:
     submission = new_submission_set(
-        patient_id, source_id=f"{ESTABLISHMENT.oid_root}.4", institution_xon=xon(ESTABLISHMENT)
+        patient_id, source_id=SOURCE_ID, institution_xon=INSTITUTION_XON
     )
     return dataclasses.replace(submission, unique_id=unique_id) if unique_id else submission
 

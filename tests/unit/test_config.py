@@ -8,6 +8,7 @@ import pytest
 
 from backfill.config import Settings, load_settings
 from backfill.errors import ConfigError
+from connectors.dmp.client import SERVICES_PATH
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "backfill.toml"
 
@@ -68,6 +69,11 @@ def test_default_file_in_the_current_directory_is_read(tmp_path: Path) -> None:
         ("[dmpp]\nrate = 1\n", "backfill.toml: dmpp: unknown key"),
         ('[dmp]\nurl = "ftp://x"\n', "dmp.url: must be an http:// or https:// URL"),
         (
+            '[dmp]\nurl = "https://dmp.example/si-dmp-server/v2/services/repository"\n',
+            "dmp.url: is the repository endpoint; give the services base instead "
+            "(https://dmp.example/si-dmp-server/v2/services)",
+        ),
+        (
             '[establishment]\nfiness_geo = "12345"\n',
             "establishment.finess_geo: must be a FINESS number",
         ),
@@ -115,7 +121,10 @@ def test_the_shipped_sample_is_valid_and_complete() -> None:
     settings = load_settings(SAMPLE)
     sections = set(tomllib.loads(SAMPLE.read_text(encoding="utf-8")))
     assert sections == set(Settings.model_fields)
+    # The services base, to which the client appends its doors; that the sample actually
+    # submits is tests/integration/test_dmp_client.py::test_the_sample_configuration_submits_to_the_mock.
     assert settings.dmp.url is not None
+    assert settings.dmp.url.endswith(SERVICES_PATH)
 
 
 def test_derived_establishment_oids() -> None:

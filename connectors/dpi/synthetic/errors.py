@@ -1,14 +1,14 @@
 """Errors of the synthetic DPI generator.
 
-GenerationError (TerminalError)   the target database or folder cannot take a new DPI
+GenerationError (ConnectorError)   the target database or folder cannot take a new DPI
 """
 
 from __future__ import annotations
 
-from connectors.errors import TerminalError
+from connectors.errors import ConnectorError
 
 __all__ = ["GenerationError"]
 
 
-class GenerationError(TerminalError):
+class GenerationError(ConnectorError):
     """The DPI cannot be generated there (tables already present, folder not writable…)."""
