@@ -6,14 +6,16 @@ its URL with the password hidden; the driver's own words follow.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from backfill.errors import DataSourceError
+from backfill.outputs import FILE_MODE, private_folder
 
 __all__ = ["describe_url", "open_engine", "translate_errors"]
 
@@ -51,6 +53,8 @@ def open_engine(
         and not Path(parsed.database).is_file()
     ):
         raise DataSourceError(f"the {role} database file {parsed.database} does not exist")
+    if parsed is not None and parsed.get_backend_name() == "sqlite":
+        _create_private_sqlite_file(parsed.database)
     try:
         engine = sa.create_engine(url, **kwargs)  # type: ignore[arg-type]
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
@@ -63,6 +67,19 @@ def open_engine(
         with translate_errors(role, url), engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     return engine
+
+
+def _create_private_sqlite_file(database: str | None) -> None:
+    """A SQLite file we are about to create is made 0600 in 0700 folders first (it holds
+    patients' data; SQLite gives its -wal and -shm files the same mode as the database's)."""
+    if database in (None, "", ":memory:") or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists():
+        return
+    with suppress(OSError):  # a path we cannot create is reported by the driver, with its words
+        private_folder(path.parent)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
 
 
 @contextmanager

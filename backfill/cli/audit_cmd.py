@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import sqlalchemy as sa
 import typer
-from rich.markup import escape
 
 from backfill.cli._app import app, err_console, out_console, state
 from backfill.databases import open_engine
 from backfill.documents import build_selected
 from backfill.errors import ConfigError, DataSourceError
+from backfill.outputs import export_name, open_output, plain, private_folder, write_output
 from backfill.selection import Window, decide, load_rule
 from backfill.selection.audit import AuditCounts, DecisionCsv, reason_table
 from backfill.selection.decisions import Decision
@@ -58,9 +58,10 @@ def export_cda(
     """`--export-cda DIR --limit N`: the CDA of the first selected documents, one file each.
 
     A document that cannot be built is counted under its reason instead (nothing is written
-    for it); the user asked for these files, so they are the only content written to disk.
+    for it); the user asked for these files, so they are the only content written to disk. A
+    file is never overwritten: one already there is counted, and kept.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)
     outcomes: Counter[str] = Counter()
     wanted = [(d.document_id, d.replaces_unique_id) for d in decisions]
     establishment = state.settings().establishment.as_cda()
@@ -68,8 +69,13 @@ def export_cda(
         if outcome.built is None:
             outcomes[f"not built ({outcome.reason})"] += 1
             continue
-        safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", outcome.document_id)
-        (folder / f"{safe_name}.xml").write_bytes(outcome.built.xml)
+        try:
+            write_output(
+                folder / export_name(outcome.document_id), outcome.built.xml, overwrite=False
+            )
+        except FileExistsError:
+            outcomes["not written (file already there)"] += 1
+            continue
         outcomes["written"] += 1
     return outcomes
 
@@ -133,9 +139,10 @@ def audit(
             fetch_size=settings.dpi.fetch_size,
             identity_aside=worklist is not None,
         )
-        csv_handle = csv_file.open("w", encoding="utf-8", newline="") if csv_file else None
-        try:
-            writer = DecisionCsv(csv_handle) if csv_handle else None
+        with contextlib.ExitStack() as csv_output:
+            writer = (
+                DecisionCsv(csv_output.enter_context(open_output(csv_file))) if csv_file else None
+            )
             for decision in counts.count(stream):
                 if writer is not None:
                     writer.write(decision)
@@ -143,23 +150,16 @@ def audit(
                     worklist.add(decision)
                 if export_dir is not None and decision.selected and len(exported) < limit:
                     exported.append(decision)
-        finally:
-            if csv_handle is not None:
-                csv_handle.close()
         if worklist is not None and worklist_file is not None:
-            with worklist_file.open("w", encoding="utf-8", newline="") as handle:
+            with open_output(worklist_file) as handle:
                 patients = worklist.write_csv(handle, engine, instant)
-            err_console.print(
-                f"identity worklist: {patients} patients → {escape(str(worklist_file))}"
-            )
+            err_console.print(plain(f"identity worklist: {patients} patients → {worklist_file}"))
         if export_dir is not None:
             outcomes = export_cda(
                 engine, exported, export_dir, content_root=settings.dpi.content_root
             )
             summary = ", ".join(f"{n} {what}" for what, n in sorted(outcomes.items()))
-            err_console.print(
-                f"CDA export to {escape(str(export_dir))}: {summary or 'nothing selected'}"
-            )
+            err_console.print(plain(f"CDA export to {export_dir}: {summary or 'nothing selected'}"))
     except sa.exc.SQLAlchemyError as exc:
         raise DataSourceError(
             f"the DPI database cannot be read ({settings.dpi.url.split(':')[0]}): "

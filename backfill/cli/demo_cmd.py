@@ -24,6 +24,7 @@ from backfill.databases import open_engine
 from backfill.dmp_session import dmp_client
 from backfill.documents import build_selected
 from backfill.errors import ConfigError
+from backfill.outputs import export_name, open_output, private_folder, write_output
 from backfill.selection import DEFAULT_RULE, Decision, decide, load_rule
 from backfill.selection.audit import AuditCounts, DecisionCsv, reason_table
 from cda.build import BuiltDocument
@@ -49,6 +50,11 @@ class DemoContext:
     def dpi_url(self) -> str:
         return f"sqlite:///{self.workdir / 'dpi.sqlite'}"
 
+    @property
+    def content_root(self) -> Path:
+        """The synthetic DPI's share: its `file:` documents are read from here only."""
+        return self.workdir / "dpi-files"
+
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -60,7 +66,7 @@ def _generate_dpi(ctx: DemoContext) -> None:
         seed=ctx.seed,
         as_of=ctx.as_of,
         pdf_kb=8,
-        files_dir=ctx.workdir / "dpi-files",
+        files_dir=ctx.content_root,
         replace=True,
     )
     print_summary(summary)
@@ -74,9 +80,11 @@ def _audit(ctx: DemoContext) -> None:
     selected: list[Decision] = []
     engine = open_engine(ctx.dpi_url, "DPI")
     try:
-        with (ctx.workdir / "decisions.csv").open("w", encoding="utf-8", newline="") as handle:
+        with open_output(ctx.workdir / "decisions.csv") as handle:
             writer = DecisionCsv(handle)
-            for decision in counts.count(decide(engine, rule, as_of)):
+            for decision in counts.count(
+                decide(engine, rule, as_of, content_root=ctx.content_root)
+            ):
                 writer.write(decision)
                 if decision.selected:
                     selected.append(decision)
@@ -90,17 +98,18 @@ def _audit(ctx: DemoContext) -> None:
 
 def _export_sample(ctx: DemoContext) -> None:
     selected: list[Decision] = ctx.notes["selected"]  # type: ignore[assignment]
-    folder = ctx.workdir / "cda"
-    folder.mkdir(exist_ok=True)
+    folder = private_folder(ctx.workdir / "cda")
     engine = open_engine(ctx.dpi_url, "DPI")
     verdicts: Counter[str] = Counter()
     try:
         sample = [(d.document_id, d.replaces_unique_id) for d in selected[: ctx.export_limit]]
-        for outcome in build_selected(engine, sample, state.settings().establishment.as_cda()):
+        for outcome in build_selected(
+            engine, sample, state.settings().establishment.as_cda(), content_root=ctx.content_root
+        ):
             if outcome.built is None:
                 verdicts[f"not built: {outcome.reason}"] += 1
                 continue
-            (folder / f"{outcome.document_id}.xml").write_bytes(outcome.built.xml)
+            write_output(folder / export_name(outcome.document_id), outcome.built.xml)
             verdict = validate(outcome.built.xml, schematron=ctx.schematron)
             verdicts["valid (" + "+".join(verdict.checks) + ")" if verdict.ok else "INVALID"] += 1
     finally:
@@ -127,7 +136,10 @@ def _send_to_mock(ctx: DemoContext) -> None:
     engine = open_engine(ctx.dpi_url, "DPI")
     try:
         for outcome in build_selected(
-            engine, [(d.document_id, None) for d in wanted], establishment
+            engine,
+            [(d.document_id, None) for d in wanted],
+            establishment,
+            content_root=ctx.content_root,
         ):
             if outcome.built is None:
                 outcomes[f"not built: {outcome.reason}"] += 1
@@ -194,7 +206,7 @@ def demo_command(
 ) -> None:
     """Synthetic DPI, dry-run audit, CDA sample, sending to a mock DMP: on embedded defaults."""
     try:
-        workdir.mkdir(parents=True, exist_ok=True)
+        private_folder(workdir)
     except OSError as exc:
         raise ConfigError(
             f"--workdir {workdir}: cannot be used as a folder ({exc.strerror})"

@@ -15,6 +15,7 @@ from backfill.cli._app import app, out_console, state
 from backfill.databases import describe_url, open_engine, translate_errors
 from backfill.errors import BackfillError, ConfigError
 from backfill.logs import get_logger
+from backfill.outputs import plain
 from connectors.dpi.summary import DpiSummary, summarize
 from connectors.dpi.synthetic import GenerationError, GenerationOptions, generate
 from connectors.dpi.synthetic.generator import sqlite_speedups
@@ -101,7 +102,7 @@ def _table(title: str, counts: dict[str, int], total: int) -> Table:
     table.add_column("count", justify="right")
     table.add_column("%", justify="right")
     for key, count in counts.items():
-        table.add_row(key, str(count), f"{100 * count / total:.1f}" if total else "-")
+        table.add_row(plain(key), str(count), f"{100 * count / total:.1f}" if total else "-")
     return table
 
 

@@ -7,7 +7,6 @@ The JSON keys and the CSV columns are a contract: `as_of`, `rule`, `total`, `sel
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 from collections import Counter
@@ -18,6 +17,7 @@ from typing import IO, Any
 
 from rich.table import Table
 
+from backfill.outputs import SafeCsvWriter, plain, write_output
 from backfill.selection.decisions import Decision
 from backfill.selection.reasons import Reason
 from backfill.selection.rules import Rule
@@ -70,17 +70,20 @@ class AuditCounts:
         }
 
     def write_json(self, path: Path, rule: Rule, as_of: dt.datetime) -> None:
-        path.write_text(
-            json.dumps(self.as_json(rule, as_of), indent=2, ensure_ascii=False) + "\n",
-            encoding="utf-8",
+        write_output(
+            path, json.dumps(self.as_json(rule, as_of), indent=2, ensure_ascii=False) + "\n"
         )
 
 
 class DecisionCsv:
-    """The decision CSV, written row by row as the stream goes (memory stays flat)."""
+    """The decision CSV, written row by row as the stream goes (memory stays flat).
+
+    Cells are written as text a spreadsheet will not run (`backfill.outputs.safe_cell`): the
+    identity-vigilance cell opens this file, and a document id may start with `=`.
+    """
 
     def __init__(self, handle: IO[str]) -> None:
-        self._writer = csv.writer(handle, lineterminator="\n")
+        self._writer = SafeCsvWriter(handle)
         self._writer.writerow(CSV_COLUMNS)
 
     def write(self, decision: Decision) -> None:
@@ -100,8 +103,9 @@ class DecisionCsv:
 def reason_table(counts: AuditCounts, rule: Rule, as_of: dt.datetime) -> Table:
     """Reasons with their counts and share of all documents, in contract order."""
     table = Table(
-        title=f"rule {rule.name} at {as_of.isoformat(timespec='seconds')}: "
-        f"{counts.total} documents",
+        title=plain(
+            f"rule {rule.name} at {as_of.isoformat(timespec='seconds')}: {counts.total} documents"
+        ),
         title_justify="left",
     )
     table.add_column("#", justify="right")

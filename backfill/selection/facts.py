@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from backfill.selection.reasons import Reason
-from connectors.dpi.content import content_path
+from connectors.dpi.content import ContentRefused, open_content
 
 __all__ = ["InMemoryLedgerFacts", "LedgerFacts", "check_file_content"]
 
@@ -56,14 +56,11 @@ def check_file_content(
 ) -> Reason | None:
     """The content reason of a `file:` URI, from its size and first and last KiB (None: fine).
 
-    Not a readable `file:` URI (another scheme, outside `content_root`, missing, unreadable,
+    Not a readable `file:` URI (another scheme, no `content_root`, outside it, a link, missing, unreadable,
     empty) is content_missing; the PDF check mirrors the SQL one on inline contents.
     """
-    path = content_path(uri, content_root)
-    if path is None:
-        return Reason.CONTENT_MISSING
     try:
-        with path.open("rb") as handle:
+        with open_content(uri, content_root) as handle:
             size = os.fstat(handle.fileno()).st_size
             if size == 0:
                 return Reason.CONTENT_MISSING
@@ -74,7 +71,7 @@ def check_file_content(
             head = handle.read(5)
             handle.seek(max(size - 1024, 0))
             tail = handle.read(1024)
-    except OSError:
+    except (ContentRefused, OSError):
         return Reason.CONTENT_MISSING
     if head != b"%PDF-" or b"%%EOF" not in tail:
         return Reason.CONTENT_CORRUPT

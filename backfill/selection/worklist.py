@@ -8,7 +8,6 @@ stay first (soonest first), then by most recent stay. Identifiers only: no name,
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import IO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from backfill.outputs import SafeCsvWriter
 from backfill.selection.decisions import Decision
 from backfill.selection.paris_time import wall_clock_of
 from connectors.dpi.contract import dpi_stay
@@ -102,7 +102,7 @@ class Worklist:
         return sorted(self._lines.values(), key=order)
 
     def write_csv(self, handle: IO[str], bind: Engine | Connection, as_of: dt.datetime) -> int:
-        writer = csv.writer(handle, lineterminator="\n")
+        writer = SafeCsvWriter(handle)  # staff open it in a spreadsheet: no formulas
         writer.writerow(WORKLIST_COLUMNS)
         lines = self.lines(bind, as_of)
         for line in lines:

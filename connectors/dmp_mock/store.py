@@ -6,8 +6,12 @@ submission happens in one transaction: a set that fails stores nothing.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
+
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 __all__ = ["documents", "metadata", "open_store", "patients", "submissions"]
@@ -56,6 +60,7 @@ def open_store(url: str) -> Engine:
         kwargs["connect_args"] = {"check_same_thread": False}
         if url in ("sqlite://", "sqlite:///:memory:"):
             kwargs["poolclass"] = StaticPool
+        _create_private_file(make_url(url).database)
     engine = sa.create_engine(url, **kwargs)  # type: ignore[arg-type]
     if url.startswith("sqlite"):
 
@@ -68,3 +73,14 @@ def open_store(url: str) -> Engine:
 
     metadata.create_all(engine)
     return engine
+
+
+def _create_private_file(database: str | None) -> None:
+    """The store holds patients' documents: a new SQLite file is 0600, its new folder 0700."""
+    if database in (None, "", ":memory:") or database.startswith("file:"):
+        return
+    path = Path(database)
+    with contextlib.suppress(OSError):  # reported by SQLite itself, in its words
+        if not path.parent.exists():
+            os.makedirs(path.parent, mode=0o700)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

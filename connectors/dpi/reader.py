@@ -2,7 +2,7 @@
 
 One query per batch joins a document to its patient, author, legal authenticator, stay and unit,
 and turns the row into `cda.model` values. Content comes inline or from a `file:` URI (resolved
-against `content_root` when relative). Nothing here decides whether a document should be sent:
+under `dpi.content_root` only: `connectors.dpi.content`). Nothing here decides whether a document should be sent:
 that is selection's job; this is the document reader the export and the sender share.
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from cda.errors import CdaError, InvalidContent, InvalidDocumentData
 from cda.ins import InsTraits
 from cda.model import Author, DocumentInput, Patient, Stay, Unit
-from connectors.dpi.content import content_path
+from connectors.dpi.content import ContentRefused, open_content
 from connectors.dpi.contract import dpi_author, dpi_document, dpi_patient, dpi_stay, dpi_unit
 
 __all__ = ["ReadDocument", "read_content", "read_documents"]
@@ -33,14 +33,11 @@ def read_content(content: bytes | None, uri: str | None, content_root: Path | No
         return content
     if not uri:
         raise InvalidContent("content_missing", "the document has neither content nor content_uri")
-    path = content_path(uri, content_root)
-    if path is None:
-        raise InvalidContent(
-            "content_missing",
-            "content_uri is not a local file: URI inside the declared content root",
-        )
     try:
-        return path.read_bytes()
+        with open_content(uri, content_root) as handle:
+            return handle.read()
+    except ContentRefused as exc:
+        raise InvalidContent("content_missing", str(exc)) from None
     except OSError as exc:
         raise InvalidContent(
             "content_missing", f"the content file cannot be read ({exc.strerror})"

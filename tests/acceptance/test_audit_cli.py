@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from backfill.outputs import export_name
 from backfill.selection.reasons import Reason
 from connectors.dpi.contract import create_contract
 from tests.acceptance.cli import run_backfill
@@ -164,9 +165,9 @@ def test_export_cda_writes_the_selected_documents(tmp_path: Path, dpi: str) -> N
         "--as-of", AS_OF, "--export-cda", str(folder), "--limit", "5", cwd=tmp_path, dpi_url=dpi
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    files = sorted(p.name for p in folder.iterdir())
-    assert files == ["D1.xml"]
-    assert b"ClinicalDocument" in (folder / "D1.xml").read_bytes()
+    files = sorted(folder.iterdir())
+    assert [p.name for p in files] == [export_name("D1")]
+    assert b"ClinicalDocument" in files[0].read_bytes()
     assert "1 written" in result.stderr
 
 

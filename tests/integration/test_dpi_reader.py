@@ -53,7 +53,7 @@ def test_every_defect_is_stopped_with_its_reason_and_the_rest_builds(
     expected_by_patient = {d["ipp"]: d["expected_reason"] for d in defects if not d["document_id"]}
 
     outcomes: dict[str, str] = {}
-    for read in read_documents(engine, wanted):
+    for read in read_documents(engine, wanted, content_root=tmp_path / "files"):
         if read.error is not None:
             outcomes[read.document_id] = read.error.reason
             continue

@@ -189,13 +189,15 @@ def test_file_checks(tmp_path: Path) -> None:
     big.write_bytes(b"%PDF-" + b"x" * 100 + b"%%EOF")
     trailer_far = tmp_path / "far.pdf"
     trailer_far.write_bytes(b"%PDF-%%EOF" + b"x" * 1024)
-    assert check_file_content(big.as_uri(), pdf=True, max_bytes=50) is Reason.CONTENT_TOO_LARGE
-    assert check_file_content(big.as_uri(), pdf=True, max_bytes=500) is None
-    assert (
-        check_file_content(trailer_far.as_uri(), pdf=True, max_bytes=5000) is Reason.CONTENT_CORRUPT
-    )
-    assert check_file_content(trailer_far.as_uri(), pdf=False, max_bytes=5000) is None
-    assert check_file_content("https://x/y.pdf", pdf=True, max_bytes=5000) is Reason.CONTENT_MISSING
+
+    def check(uri: str, *, pdf: bool = True, max_bytes: int = 5000) -> Reason | None:
+        return check_file_content(uri, pdf=pdf, max_bytes=max_bytes, content_root=tmp_path)
+
+    assert check(big.as_uri(), max_bytes=50) is Reason.CONTENT_TOO_LARGE
+    assert check(big.as_uri(), max_bytes=500) is None
+    assert check(trailer_far.as_uri()) is Reason.CONTENT_CORRUPT
+    assert check(trailer_far.as_uri(), pdf=False) is None
+    assert check("https://x/y.pdf") is Reason.CONTENT_MISSING
 
 
 def test_the_query_binds_every_value_and_compiles_for_other_dialects() -> None:

@@ -34,7 +34,7 @@ def defects_and_decisions(
                 sa.text("SELECT ipp, document_id, defect, expected_reason FROM synthetic_defect")
             ).all()
         as_of = dt.datetime.combine(AS_OF, dt.time(), tzinfo=dt.UTC)
-        return defects, list(decide(engine, load_rule(rule), as_of))
+        return defects, list(decide(engine, load_rule(rule), as_of, content_root=files))
     finally:
         engine.dispose()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import random
 import time
 from collections import Counter
@@ -84,17 +85,16 @@ def _write_file(folder: Path, document: DocumentRow, defect: str | None) -> str:
     path = folder / f"{document.document_id}.pdf"
     if defect == "file_missing":
         return path.as_uri()  # never written
-    if defect == "file_oversize":
-        with path.open("wb") as handle:
+    # Patients' documents, even fictitious ones, are created private (0600, as a share should be).
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+        if defect == "file_oversize":
             handle.write(b"%PDF-1.4\n")
             handle.seek(OVERSIZE_BYTES - 6)
             handle.write(b"%%EOF\n")
-    elif defect == "file_empty":
-        path.write_bytes(b"")
-    elif defect == "file_not_pdf":
-        path.write_bytes(b"PK\x03\x04 not a pdf " + (document.content or b"")[20:])
-    else:
-        path.write_bytes(document.content or b"")
+        elif defect == "file_not_pdf":
+            handle.write(b"PK\x03\x04 not a pdf " + (document.content or b"")[20:])
+        elif defect != "file_empty":
+            handle.write(document.content or b"")
     return path.as_uri()
 
 
@@ -166,7 +166,7 @@ def _prepare(engine: Engine, options: GenerationOptions) -> None:
         synthetic_defect.create(conn)
     if options.files_dir is not None:
         try:
-            options.files_dir.mkdir(parents=True, exist_ok=True)
+            options.files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise GenerationError(
                 f"cannot create the content folder {options.files_dir}: {exc.strerror}"
