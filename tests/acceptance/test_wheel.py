@@ -59,3 +59,10 @@ def test_wheel_installs_and_runs_outside_the_repository(tmp_path: Path) -> None:
         cwd=workdir, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert "history-5y.toml" in rules.stdout, rules.stderr
+    # The ledger's Alembic revisions ship in the wheel: an empty ledger is created at head.
+    ledger = subprocess.run(
+        [str(python), "-c", "from backfill.ledger import Ledger; from backfill.ledger.migrate import head_revision; from backfill.resources import read_sql; "
+         "Ledger.open('sqlite:///ledger.sqlite').close(); l = Ledger.open_existing('sqlite:///ledger.sqlite'); print(head_revision(), sum(l.counts().values()), 'bf_document' in read_sql('ledger.sql'))"],
+        cwd=workdir, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert ledger.stdout.split() == ["0001", "0", "True"], ledger.stderr
