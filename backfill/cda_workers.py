@@ -1,0 +1,120 @@
+"""Reading documents from the DPI and building their CDA off the event loop.
+
+The sender's event loop only waits on the network; reading a patient's rows and contents and
+building their CDA (lxml, base64, SHA-1, the XSD check) runs in a pool. Each worker opens its own
+DPI engine from the URL (so a process pool pickles only document ids in and built documents out).
+
+`bench/send.py` measures both pools on the project's 2-core machine; `thread` is the default
+because the process pool was not faster there (see docs/sender.md for the figures): lxml's
+parsing, serialisation and XSD validation and hashlib's SHA-1 release the GIL, so two threads
+already use both cores, and a process pool adds the pickling of every built document back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy.engine import Engine
+
+from backfill.databases import open_engine
+from backfill.documents import BuildOutcome, build_selected
+from cda.model import Establishment
+
+__all__ = ["BuildPool", "PoolKind"]
+
+PoolKind = Literal["thread", "process", "inline"]
+
+
+@dataclass(frozen=True)
+class _WorkerSetup:
+    dpi_url: str
+    establishment: Establishment
+    content_root: Path | None
+    xsd_check: bool
+
+
+class _Worker:
+    """What a worker needs: the setup and a DPI engine, opened on first use."""
+
+    def __init__(self, setup: _WorkerSetup) -> None:
+        self.setup = setup
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    def build(self, wanted: Sequence[tuple[str, str | None]]) -> list[BuildOutcome]:
+        with self._lock:
+            if self._engine is None:
+                self._engine = open_engine(self.setup.dpi_url, "DPI")
+        return list(
+            build_selected(
+                self._engine,
+                wanted,
+                self.setup.establishment,
+                content_root=self.setup.content_root,
+                xsd_check=self.setup.xsd_check,
+            )
+        )
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+_process_worker: _Worker | None = None
+
+
+def _init_process(setup: _WorkerSetup) -> None:
+    global _process_worker  # noqa: PLW0603  (one worker per pool process, set by its initializer)
+    _process_worker = _Worker(setup)
+
+
+def _build_in_process(wanted: Sequence[tuple[str, str | None]]) -> list[BuildOutcome]:
+    assert _process_worker is not None, "runs in a BuildPool process"
+    return _process_worker.build(wanted)
+
+
+class BuildPool:
+    """`await pool.build(wanted)` → the BuildOutcome of each document, read and built in a worker."""
+
+    def __init__(
+        self,
+        dpi_url: str,
+        establishment: Establishment,
+        *,
+        content_root: Path | None = None,
+        kind: PoolKind = "thread",
+        workers: int | None = None,
+        xsd_check: bool = True,
+    ) -> None:
+        setup = _WorkerSetup(dpi_url, establishment, content_root, xsd_check)
+        self.kind = kind
+        workers = workers or min(4, os.cpu_count() or 2)
+        self._worker = _Worker(setup)
+        self._executor: Executor | None = None
+        if kind == "process":
+            self._executor = ProcessPoolExecutor(
+                workers, initializer=_init_process, initargs=(setup,)
+            )
+        elif kind == "thread":
+            self._executor = ThreadPoolExecutor(workers, thread_name_prefix="cda-build")
+
+    async def build(self, wanted: Sequence[tuple[str, str | None]]) -> list[BuildOutcome]:
+        """Read and build these documents in a worker; the event loop keeps serving."""
+        if self._executor is None:
+            return self._worker.build(wanted)
+        function = _build_in_process if self.kind == "process" else self._worker.build
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, list(wanted))
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        self._worker.close()
