@@ -27,6 +27,7 @@ except ImportError:  # the optional `validation` extra
     saxonche = None
 
 from cda.specs import find_specs
+from cda.untrusted_xml import UnsafeXml, parse_untrusted
 
 __all__ = ["CACHE_DIR_ENV", "Finding", "Schematron", "SchematronUnavailable", "available", "load"]
 
@@ -142,12 +143,20 @@ class Schematron:
             raise SchematronUnavailable(f"the schematron did not compile: {exc}") from None
 
     def check(self, xml: bytes) -> list[Finding]:
-        """Every failed assert and successful report of the document (failing or advisory)."""
+        """Every failed assert and successful report of the document (failing or advisory).
+
+        Saxon gets the document as lxml's hardened parser read it, serialised again: no DOCTYPE
+        reaches it, so no entity of the document can make it read a file or a URL.
+        """
+        try:
+            safe = etree.tostring(parse_untrusted(xml), encoding="unicode")
+        except (etree.XMLSyntaxError, UnsafeXml) as exc:
+            return [Finding(f"the schematron did not run: {exc}", "/", "", "error")]
         with self._lock:
             try:
-                node = self._processor.parse_xml(xml_text=xml.decode("utf-8"))
+                node = self._processor.parse_xml(xml_text=safe)
                 report = self._executable.transform_to_string(xdm_node=node)
-            except (saxonche.PySaxonApiError, UnicodeDecodeError) as exc:
+            except saxonche.PySaxonApiError as exc:
                 return [Finding(f"the schematron could not run: {exc}", "/", "", "error")]
         if report is None:
             return [Finding("the schematron produced no report", "/", "", "error")]

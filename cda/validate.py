@@ -16,14 +16,11 @@ from lxml import etree
 
 from cda import schematron as sch
 from cda.specs import SHARED_DIR_ENV, find_specs
+from cda.untrusted_xml import UnsafeXml, parse_untrusted
 
 __all__ = ["CDA_NS", "Verdict", "cda_schema", "validate", "xsd_errors"]
 
 CDA_NS = "urn:hl7-org:v3"
-# Documents carry their PDF inline: allow big text nodes, refuse entities and the network.
-_PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True, remove_comments=False
-)
 
 
 @functools.cache
@@ -46,8 +43,11 @@ def xsd_errors(
 ) -> list[str]:
     """Plain-words XSD failures of a parsed ClinicalDocument; empty when it is valid."""
     schema = cda_schema(shared_dir)
-    if schema.validate(document):
-        return []
+    try:
+        if schema.validate(document):
+            return []
+    except etree.XMLSchemaValidateError as exc:  # a node libxml2's validator cannot walk
+        return [f"XSD: the document cannot be checked ({exc})"]
     return [f"XSD, line {e.line}: {e.message}" for e in schema.error_log]
 
 
@@ -71,11 +71,15 @@ def validate(
     """Check one document: well-formed, a ClinicalDocument, XSD, then the schematron.
 
     `schematron=None` runs it when saxonche is installed, True requires it, False skips it.
+    A DOCTYPE is refused before either check runs (`cda.untrusted_xml`), and the schematron
+    reads the tree lxml parsed, serialised: Saxon never sees a DTD.
     """
     try:
-        tree = etree.fromstring(xml, _PARSER)
+        tree = parse_untrusted(xml)
     except etree.XMLSyntaxError as exc:
         return Verdict([f"not well-formed XML: {exc}"], checks=("xml",))
+    except UnsafeXml as exc:
+        return Verdict([f"refused: {exc}"], checks=("xml",))
     if tree.tag != f"{{{CDA_NS}}}ClinicalDocument":
         return Verdict(
             [f"not a CDA document: the root element is {tree.tag}, not ClinicalDocument"],
@@ -86,7 +90,7 @@ def validate(
     warnings: list[str] = []
     run_schematron = sch.available() if schematron is None else schematron
     if run_schematron:
-        findings = sch.load(shared_dir).check(xml)
+        findings = sch.load(shared_dir).check(etree.tostring(tree, encoding="UTF-8"))
         failures += [f"schematron: {f.plain()}" for f in findings if f.fails]
         warnings += [f"schematron: {f.plain()}" for f in findings if not f.fails]
         checks += ("schematron",)

@@ -16,6 +16,7 @@ from lxml import etree
 from cda import codes
 from cda.ins import INS_OIDS, matricule_problem
 from cda.metadata import Coded, DocumentEntry
+from cda.untrusted_xml import UnsafeXml, parse_untrusted
 from cda.validate import xsd_errors
 from connectors.dmp.ebrim import ParsedSubmission
 from connectors.dmp.errors import MalformedMessage
@@ -141,20 +142,37 @@ def _entry_codes(entry: DocumentEntry, location: str) -> list[RegistryError]:
     return errors
 
 
-# A CDA carries its PDF as one big base64 text node: allow it, but never a DTD or an entity.
-_CDA_PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True
-)
+_CDA = "{urn:hl7-org:v3}"
 
 
-def _cda_problems(data: bytes) -> list[str]:
-    if b"<!DOCTYPE" in data[:4096]:
-        return ["a document type declaration is not allowed"]
+def _cda_problems(data: bytes, patient_id: str, *, xsd: bool) -> list[tuple[str, str]]:
+    """(IHE code, text) of what is wrong with one CDA; the structure checks always run.
+
+    Structure: well-formed, no DOCTYPE anywhere (on the parsed tree), a ClinicalDocument whose
+    recordTarget carries the INS of the XDS patientId (the DMP refuses a document filed under
+    another patient: XDSPatientIdDoesNotMatch). Then the XSD, unless the mock was told not to.
+    """
     try:
-        root = etree.fromstring(data, _CDA_PARSER)
+        root = parse_untrusted(data)
     except etree.XMLSyntaxError as exc:
-        return [f"not well-formed XML: {exc.msg}"]
-    return xsd_errors(root)
+        return [("InvalidDocumentContent", f"not well-formed XML: {exc.msg}")]
+    except UnsafeXml as exc:
+        return [("InvalidDocumentContent", str(exc))]
+    if root.tag != f"{_CDA}ClinicalDocument":
+        return [("InvalidDocumentContent", "the document is not a CDA ClinicalDocument")]
+    ins = split_patient_id(patient_id)
+    ids = {
+        (el.get("extension"), el.get("root"))
+        for el in root.iterfind(f"{_CDA}recordTarget/{_CDA}patientRole/{_CDA}id")
+    }
+    if ins not in ids:
+        return [
+            (
+                "XDSPatientIdDoesNotMatch",
+                "the CDA's recordTarget does not carry the INS of the DocumentEntry's patientId",
+            )
+        ]
+    return [("InvalidDocumentContent", problem) for problem in xsd_errors(root)] if xsd else []
 
 
 def check_submission(
@@ -218,14 +236,10 @@ def check_submission(
             )
             continue
         errors += _entry_codes(entry, entry_id)
-        if check_cda:
-            problems = _cda_problems(data)
-            if problems:
-                errors.append(
-                    RegistryError(
-                        "InvalidDocumentContent",
-                        f"the CDA of {entry.unique_id} does not validate: {problems[0]}",
-                        entry_id,
-                    )
-                )
+        problems = _cda_problems(data, entry.patient_id, xsd=check_cda)
+        if problems:
+            code, text = problems[0]
+            errors.append(
+                RegistryError(code, f"the CDA of {entry.unique_id} is refused: {text}", entry_id)
+            )
     return errors

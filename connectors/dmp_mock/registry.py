@@ -37,7 +37,7 @@ _PATIENT_STATE = sa.select(patients.c.state).where(
 _SUBMISSION_SEEN = sa.select(submissions.c.unique_id).where(
     submissions.c.unique_id == sa.bindparam("uid")
 )
-_KNOWN_DOCUMENT = sa.select(documents.c.hash, documents.c.entry_uuid).where(
+_KNOWN_DOCUMENT = sa.select(documents.c.hash, documents.c.entry_uuid, documents.c.patient_id).where(
     documents.c.unique_id == sa.bindparam("uid")
 )
 
@@ -215,7 +215,17 @@ class Registry:
         for entry_id, entry in parsed.entries.items():
             known = conn.execute(_KNOWN_DOCUMENT, {"uid": entry.unique_id}).first()
             if known is not None:
-                if known.hash == entry.hash:
+                if known.patient_id != entry.patient_id:
+                    # Never "already stored" for a document filed under another patient: the
+                    # client would count it as done while the DMP holds it for someone else.
+                    errors.append(
+                        RegistryError(
+                            "XDSPatientIdDoesNotMatch",
+                            f"document {entry.unique_id} is already stored for another patient",
+                            entry_id,
+                        )
+                    )
+                elif known.hash == entry.hash:
                     errors.append(
                         RegistryError(
                             "XDSDuplicateUniqueIdInRegistry",

@@ -139,3 +139,54 @@ def test_the_stylesheet_is_cached_on_disk(strucmin, specs) -> None:
     cached = list(sch.cache_dir().glob("strucmin-*.xsl"))
     assert cached
     assert sch.cached_stylesheet(specs.schematron) in {path.read_bytes() for path in cached}
+
+
+@pytest.fixture
+def listener():
+    """A loopback HTTP server that records every request made to it (an XXE's exfiltration)."""
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'<!ENTITY % leak SYSTEM "http://127.0.0.1/leaked">')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _with_doctype(doctype: bytes) -> bytes:
+    xml = (SAMPLES / "ldl.xml").read_bytes()
+    at = xml.index(b"<ClinicalDocument")
+    return xml[:at] + b"<!-- " + b"x" * 5000 + b" -->" + doctype + xml[at:]
+
+
+def test_an_external_entity_is_never_fetched_by_either_check(strucmin, listener) -> None:
+    url, seen = listener
+    hostile = _with_doctype(
+        f'<!DOCTYPE ClinicalDocument [<!ENTITY % remote SYSTEM "{url}/dtd"> %remote;'
+        f'<!ENTITY host SYSTEM "file:///etc/hostname">]>'.encode()
+    )
+    verdict = validate(hostile, schematron=True)
+    assert verdict.failures == ["refused: a document type declaration (DOCTYPE) is not allowed"]
+    assert verdict.checks == ("xml",)
+    # Straight to the schematron too (a caller that skips `validate`): Saxon never sees the DTD.
+    findings = strucmin.check(hostile)
+    assert [f.text for f in findings] == [
+        "the schematron did not run: a document type declaration (DOCTYPE) is not allowed"
+    ]
+    assert seen == []

@@ -62,3 +62,19 @@ def test_only_error_roles_fail() -> None:
     assert sch.Finding("x", "/", "t", "").fails
     assert not sch.Finding("x", "/", "t", "warning").fails
     assert sch.Finding("rule text", "/a/b", "t", "error").plain() == "rule text (at /a/b)"
+
+
+def test_a_doctype_anywhere_before_the_root_is_refused_before_the_xsd(specs) -> None:
+    xml = (SAMPLES / "crh.xml").read_bytes()
+    at = xml.index(b"<ClinicalDocument")
+    hidden = xml[:at] + b"<!--" + b" " * 5000 + b'--><!DOCTYPE x [<!ENTITY e "x">]>' + xml[at:]
+    verdict = validate(hidden.replace(b"</title>", b"&e;</title>", 1), schematron=False)
+    assert verdict.failures == ["refused: a document type declaration (DOCTYPE) is not allowed"]
+    assert verdict.checks == ("xml",)
+
+
+def test_an_undeclared_entity_is_one_clear_line(specs) -> None:
+    xml = (SAMPLES / "crh.xml").read_bytes().replace(b"</title>", b"&nbsp;</title>", 1)
+    verdict = validate(xml, schematron=False)
+    assert len(verdict.failures) == 1
+    assert verdict.failures[0].startswith("not well-formed XML: Entity 'nbsp' not defined")
