@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -114,3 +115,39 @@ def test_discharge_letters_and_prescriptions_of_the_month(dpi: sa.Engine) -> Non
         ds12 = compute_discharge_share(conn, "DS1.2", NOVEMBER, now=AFTER_NOVEMBER)
     assert (ds11.with_document, ds11.discharges) == (1, 9)
     assert (ds12.with_document, ds12.discharges) == (0, 9)
+
+
+def _read_only_url(database: Database, role: str | None) -> str:
+    if database.backend == "sqlite":
+        path = sa.engine.make_url(database.url).database
+        return f"sqlite:///file:{path}?mode=ro&uri=true"
+    assert role is not None
+    return sa.engine.make_url(database.url).set(username=role).render_as_string(hide_password=False)
+
+
+def test_a_read_only_dpi_account_is_enough(database: Database, dpi: sa.Engine) -> None:
+    """The acked pairs go into a TEMPORARY table: no write right on the DPI is needed."""
+    role = None
+    if database.backend == "postgresql":
+        role = f"ro_{uuid.uuid4().hex[:10]}"
+        with dpi.begin() as conn:
+            schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+            conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+            conn.execute(sa.text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
+            conn.execute(sa.text(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'))
+    reader = sa.create_engine(_read_only_url(database, role))
+    try:
+        with reader.connect() as conn:
+            with pytest.raises(sa.exc.DBAPIError):  # really read only
+                conn.execute(sa.text("DELETE FROM dpi_stay"))
+            conn.rollback()
+            figure = compute_ds14(
+                conn, NOVEMBER, now=AFTER_NOVEMBER, eligible_kinds=HISTORY_KINDS, acked=_acked()
+            )
+        assert figure.breakdown == EXPECTED_NOVEMBER
+    finally:
+        reader.dispose()
+        if role is not None:
+            with dpi.begin() as conn:
+                conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+                conn.execute(sa.text(f'DROP ROLE "{role}"'))

@@ -78,5 +78,7 @@ def test_today_is_the_paris_day(dpi: sa.Engine) -> None:
     with dpi.connect() as conn:
         late = visiting_ipps(conn, dt.datetime(2026, 11, 9, 23, 30, tzinfo=dt.UTC), 0)
         earlier = visiting_ipps(conn, dt.datetime(2026, 11, 9, 22, 30, tzinfo=dt.UTC), 0)
-    assert "P_MIDNIGHT" in late and "P_YESTERDAY" not in late
-    assert "P_YESTERDAY" in earlier and "P_MIDNIGHT" not in earlier
+    assert "P_MIDNIGHT" in late
+    assert "P_YESTERDAY" not in late
+    assert "P_YESTERDAY" in earlier
+    assert "P_MIDNIGHT" not in earlier
