@@ -1,22 +1,64 @@
-"""Where DS1.4 learns what dmp-backfill itself put in the DMP: the ledger's acknowledged documents.
+"""How DS1.4 learns what dmp-backfill itself put in the DMP: the ledger's acknowledged documents.
 
-The ledger usually lives in another database than the DPI, so its (document_id, acked_at) pairs
-are read here and loaded into a temporary table on the DPI connection (`indicator.load_acked`).
+The query runs inside the DPI's database and reads a temporary table `ds14_acked(document_id,
+acked_at)` on the DPI connection (`indicator.load_acked`). Two ways to fill it:
+
+- the ledger lives in another database (the usual case): its acknowledged pairs are streamed from
+  the ledger and inserted on the DPI connection, in batches;
+- the ledger lives in the same database as the DPI (same URL): one `INSERT … SELECT` from
+  `bf_document` on the DPI connection, nothing crosses the network.
+
+No ledger yet (nothing has run): the table stays empty and only the live feed counts; the note
+returned says so.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, make_url
 
 from backfill.config import Settings
+from backfill.databases import describe_url
+from backfill.indicator import ACKED_TABLE, load_acked
+from backfill.ledger import DocState, Ledger
+from backfill.ledger.schema import bf_document
 
-__all__ = ["acked_documents"]
+__all__ = ["load_ledger_acks", "same_database"]
 
 
-def acked_documents(settings: Settings) -> tuple[list[tuple[str, dt.datetime]], str | None]:
-    """The ledger's acknowledged (document_id, acked_at) pairs, and a note for the user if any.
+def same_database(dpi_url: str, ledger_url: str) -> bool:
+    """Both URLs name one database (and, on PostgreSQL, one search path)."""
+    try:
+        return make_url(dpi_url) == make_url(ledger_url)
+    except sa.exc.ArgumentError:
+        return False
 
-    Until the ledger exists this counts the live feed only, and says so.
-    """
-    _ = settings
-    return [], "no ledger yet: DS1.4 counts only what the live feed sent (sent_live_at)"
+
+def load_ledger_acks(conn: Connection, settings: Settings) -> str | None:
+    """Fill the temporary table on the DPI connection `conn` from the ledger; a note, or None."""
+    ledger_url = settings.ledger.url
+    ledger = Ledger.open_existing(ledger_url)
+    if ledger is None:
+        load_acked(conn, [])
+        return (
+            f"no ledger at {describe_url(ledger_url)} yet: DS1.4 counts only what the live feed "
+            "sent (sent_live_at)"
+        )
+    try:
+        assert settings.dpi.url is not None
+        if same_database(settings.dpi.url, ledger_url):
+            load_acked(conn, [])
+            conn.execute(
+                ACKED_TABLE.insert().from_select(
+                    ["document_id", "acked_at"],
+                    sa.select(bf_document.c.document_id, bf_document.c.acked_at).where(
+                        bf_document.c.state == DocState.ACKED.value,
+                        bf_document.c.acked_at.is_not(None),
+                    ),
+                )
+            )
+        else:
+            load_acked(conn, ((a.document_id, a.acked_at) for a in ledger.acked_documents()))
+    finally:
+        ledger.close()
+    return None

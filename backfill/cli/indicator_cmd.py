@@ -22,10 +22,10 @@ from backfill.indicator import (
     Month,
     MonthFigures,
     last_complete_month,
-    load_acked,
     measure_month,
 )
-from backfill.indicator_sources import acked_documents
+from backfill.indicator_sources import load_ledger_acks
+from backfill.outputs import write_output
 from backfill.selection import load_rule
 
 __all__ = ["bonus", "indicator"]
@@ -37,7 +37,7 @@ def _percent(rate: Fraction | None) -> str:
 
 def _write_json(path: Path, payload: Any) -> None:
     try:
-        path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_output(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -53,14 +53,13 @@ def measure(settings: Settings, months: list[Month], now: dt.datetime) -> list[M
     """DS1.4, DS1.1 and DS1.2 of each month, on one DPI connection with the ledger's acks loaded."""
     settings.require("dpi.url")
     assert settings.dpi.url is not None
-    acked, note = acked_documents(settings)
-    if note:
-        err_console.print(note)
     kinds = load_rule(settings.rules.file).kinds
     engine = open_engine(settings.dpi.url, "DPI", check=False, must_exist=True)
     try:
         with translate_errors("DPI", settings.dpi.url), engine.connect() as conn:
-            load_acked(conn, acked)
+            note = load_ledger_acks(conn, settings)
+            if note:
+                err_console.print(note)
             return [
                 measure_month(
                     conn,

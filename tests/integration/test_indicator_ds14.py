@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from backfill.config import Settings
 from backfill.indicator import (
     Month,
     compute_discharge_share,
     compute_ds14,
     load_acked,
 )
+from backfill.indicator_sources import load_ledger_acks
+from backfill.ledger import DocState, Ledger
 from connectors.dpi.contract import create_contract
 from tests.conftest import Database
 from tests.integration.ds14_support import (
@@ -25,6 +29,7 @@ from tests.integration.ds14_support import (
     hand_dpi,
     run_sql_file,
 )
+from tests.integration.ledger_support import drive
 from tests.integration.selection_support import insert
 
 
@@ -151,3 +156,40 @@ def test_a_read_only_dpi_account_is_enough(database: Database, dpi: sa.Engine) -
             with dpi.begin() as conn:
                 conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
                 conn.execute(sa.text(f'DROP ROLE "{role}"'))
+
+
+def _ack_in_ledger(ledger_url: str) -> None:
+    """The ledger acknowledges the hand DPI's three documents at their times, through its API."""
+    with Ledger.open(ledger_url) as ledger:
+        run_id = ledger.start_run(mode="history")
+        for document_id, acked_at in _acked():
+            ledger.clock = lambda when=acked_at: when
+            drive(ledger, run_id, document_id, DocState.ACKED, ipp=document_id)
+
+
+@pytest.mark.parametrize("layout", ["same database", "separate databases"])
+def test_acknowledgements_come_from_the_ledger(
+    database: Database, dpi: sa.Engine, tmp_path: Path, layout: str
+) -> None:
+    ledger_url = database.url if layout == "same database" else f"sqlite:///{tmp_path / 'l.sqlite'}"
+    _ack_in_ledger(ledger_url)
+    settings = Settings(dpi={"url": database.url}, ledger={"url": ledger_url})
+    with dpi.connect() as conn:
+        assert load_ledger_acks(conn, settings) is None
+        figure = compute_ds14(conn, NOVEMBER, now=AFTER_NOVEMBER, eligible_kinds=HISTORY_KINDS)
+    assert figure.breakdown == EXPECTED_NOVEMBER
+
+
+def test_no_ledger_yet_counts_the_live_feed_and_says_so(
+    database: Database, dpi: sa.Engine, tmp_path: Path
+) -> None:
+    settings = Settings(
+        dpi={"url": database.url}, ledger={"url": f"sqlite:///{tmp_path / 'none.sqlite'}"}
+    )
+    with dpi.connect() as conn:
+        note = load_ledger_acks(conn, settings)
+        figure = compute_ds14(conn, NOVEMBER, now=AFTER_NOVEMBER, eligible_kinds=HISTORY_KINDS)
+    assert note is not None
+    assert "live feed" in note
+    assert figure.breakdown["counted"] == 1
+    assert not (tmp_path / "none.sqlite").exists()  # reading never creates a ledger
