@@ -129,6 +129,10 @@ class DmpSettings(_Section):
         None,
         description="the DMP services base, e.g. https://…/si-dmp-server/v2/services; the engine appends /repository (ITI-41) and /registry (ITI-18)",
     )
+    environment: Literal["test", "production"] = Field(
+        "test",
+        description="the DMP's environment: a production DMP never gets a test or demo INS, a test DMP never a production one",
+    )
     tls_cert: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
     tls_key: Path | None = Field(None, description="private key (PEM) of the client certificate")
     ca_bundle: Path | None = Field(None, description="CA bundle that signs the DMP's certificate")

@@ -46,7 +46,9 @@ BATCH = 20_000
 def _patients(count: int, rng: random.Random) -> list[dict[str, Any]]:
     rows = []
     for n in range(count):
-        body = f"{rng.choice('12')}{rng.randint(40, 99):02d}{rng.randint(1, 12):02d}75{rng.randint(0, 999_999):06d}"
+        # The matricule encodes the sex and birth month the row says (one per IPP).
+        sex, born = rng.choice("MF"), dt.date(1950 + n % 50, 1 + n % 12, 1 + n % 28)
+        body = f"{'1' if sex == 'M' else '2'}{born:%y%m}75{n % 1_000_000:06d}"
         rows.append(
             {
                 "ipp": f"P{n:08d}",
@@ -60,8 +62,8 @@ def _patients(count: int, rng: random.Random) -> list[dict[str, Any]]:
                 "first_birth_given_name": "PRENOM",
                 "used_family_name": None,
                 "used_given_name": None,
-                "sex": rng.choice("MF"),
-                "birth_date": dt.date(1950 + n % 50, 1 + n % 12, 1 + n % 28),
+                "sex": sex,
+                "birth_date": born,
                 "birth_place_code": "75112",
                 "deceased": rng.random() < 0.02,
                 "death_date": None,
@@ -114,7 +116,7 @@ def _copy(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> N
         cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy,
     ):
         for row in rows:
-            copy.write_row([row[name] for name in names])
+            copy.write_row([row.get(name) for name in names])
 
 
 def load(url: str, documents: int) -> float:

@@ -101,6 +101,8 @@ def _build(
     document: DocumentInput, patient: Patient, establishment: Establishment, *, xsd_check: bool
 ) -> BuiltDocument:
     kind = codes.document_kind(document.kind)
+    # Second line of defence behind selection: never an INS that is not qualified.
+    patient.require_qualified()
     ins = patient.ins()
     patient.traits.require_complete()
     check_content(document.content, document.mime_type)

@@ -100,6 +100,7 @@ def example_patients() -> dict[str, Patient]:
             ),
             used_family_name="D'ARTAGNAN-TESTFICTIF",
             used_given_name="MARIE",
+            identity_status="QUAL",
         ),
         "ange": Patient(
             ipp="IPP000456",
@@ -113,6 +114,7 @@ def example_patients() -> dict[str, Patient]:
                 birth_date=dt.date(1972, 5, 3),
                 birth_place_code="2A004",
             ),
+            identity_status="QUAL",
         ),
         "nia": Patient(
             ipp="IPP000789",
@@ -126,6 +128,7 @@ def example_patients() -> dict[str, Patient]:
                 birth_date=dt.date(1999, 3, 1),
                 birth_place_code="99243",
             ),
+            identity_status="QUAL",
         ),
     }
 

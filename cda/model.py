@@ -49,7 +49,11 @@ class Establishment:
 
 @dataclass(frozen=True, slots=True)
 class Patient:
-    """A patient as the DPI knows them: local IPP, INS as stored, INS traits, used names."""
+    """A patient as the DPI knows them: local IPP, INS as stored, INS traits, used names.
+
+    `identity_status` is the RNIV status; the builder writes an INS only for QUAL (and neither
+    doubtful nor fictitious): None, the default, is refused like any other status.
+    """
 
     ipp: str
     ins_matricule: str | None
@@ -57,6 +61,22 @@ class Patient:
     traits: InsTraits
     used_family_name: str | None = None
     used_given_name: str | None = None
+    identity_status: str | None = None
+    identity_doubtful: bool = False
+    identity_fictitious: bool = False
+
+    def require_qualified(self) -> None:
+        """InvalidIdentity unless the identity is QUAL, neither doubtful nor fictitious (RNIV)."""
+        if self.identity_status != "QUAL":
+            raise InvalidIdentity(
+                "identity_not_qualified",
+                f"patient {self.ipp}: only a qualified identity (QUAL) may feed the DMP, "
+                f"not {self.identity_status or 'no status'}",
+            )
+        if self.identity_doubtful or self.identity_fictitious:
+            raise InvalidIdentity(
+                "identity_doubtful", f"patient {self.ipp}: the identity is doubtful or fictitious"
+            )
 
     def ins(self) -> INS:
         """The checked INS; InvalidIdentity (ins_missing / ins_invalid) when it cannot be used."""
@@ -110,6 +130,8 @@ class Stay:
     encounter_type: str
     admitted_at: dt.datetime
     discharged_at: dt.datetime | None = None
+    hospitalisation: str | None = None
+    """For an IMP stay: `full` or `partial` (day or night hospital); None when not said."""
 
 
 @dataclass(frozen=True, slots=True)

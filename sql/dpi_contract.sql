@@ -11,6 +11,9 @@
 -- Timestamps carry no time zone: they are Europe/Paris wall-clock time, as DPIs store them.
 -- No foreign keys: views cannot carry them, and the engine gives a reason code to a row that
 -- points at nothing instead of trusting referential integrity.
+--
+-- Columns marked OPTIONAL were added to the contract later: a view may leave them out, and the
+-- engine then reads them as NULL for every row (it reflects the DPI before querying).
 
 CREATE TABLE dpi_patient (
     ipp                     VARCHAR(64)  NOT NULL PRIMARY KEY,
@@ -29,6 +32,10 @@ CREATE TABLE dpi_patient (
     birth_place_code        VARCHAR(5),
     deceased                BOOLEAN      NOT NULL,
     death_date              DATE,
+    -- The patient opposed feeding, as recorded locally. Once a DMP exists its feeding is
+    -- automatic and cannot be opposed; an opposition to opening Mon espace santé means there
+    -- is no DMP. The rule's `local_opposition` says whether this blocks (default) or whether
+    -- the DMP answers. A request that one document not be sent is dpi_document.withheld.
     dmp_opposition          BOOLEAN      NOT NULL
 );
 
@@ -51,11 +58,15 @@ CREATE TABLE dpi_author (
 CREATE TABLE dpi_stay (
     stay_id                 VARCHAR(64)  NOT NULL PRIMARY KEY,
     ipp                     VARCHAR(64)  NOT NULL,
+    -- JDV_J142: IMP (hospitalisation, full or partial: a day case is IMP; HAD included),
+    -- EMER, EXTERNE, SEANCE (dialysis, chemotherapy…); AMB is care outside the establishment.
     encounter_type          VARCHAR(16)  NOT NULL,
     admitted_at             TIMESTAMP    NOT NULL,
     discharged_at           TIMESTAMP,
     status                  VARCHAR(16)  NOT NULL,
-    unit_code               VARCHAR(64)
+    unit_code               VARCHAR(64),
+    -- OPTIONAL. For an IMP stay: 'full' or 'partial' (day or night hospital); NULL: not said.
+    hospitalisation         VARCHAR(16)
 );
 
 CREATE INDEX ix_dpi_stay_ipp ON dpi_stay (ipp);
@@ -81,7 +92,9 @@ CREATE TABLE dpi_document (
     invisible_patient       BOOLEAN      NOT NULL,
     invisible_legal_rep     BOOLEAN      NOT NULL,
     sent_live_at            TIMESTAMP,
-    dmp_unique_id           VARCHAR(128)
+    dmp_unique_id           VARCHAR(128),
+    -- OPTIONAL. The patient asked that this document not be sent to the DMP (NULL: no).
+    withheld                BOOLEAN
 );
 
 CREATE INDEX ix_dpi_document_ipp ON dpi_document (ipp);

@@ -64,8 +64,17 @@ def export_cda(
     private_folder(folder)
     outcomes: Counter[str] = Counter()
     wanted = [(d.document_id, d.replaces_unique_id) for d in decisions]
-    establishment = state.settings().establishment.as_cda()
-    for outcome in build_selected(engine, wanted, establishment, content_root=content_root):
+    hidden = {d.document_id for d in decisions if d.hide_from_legal_rep}
+    settings = state.settings()
+    establishment = settings.establishment.as_cda()
+    for outcome in build_selected(
+        engine,
+        wanted,
+        establishment,
+        content_root=content_root,
+        hidden_from_legal_rep=hidden,
+        environment=settings.dmp.environment,
+    ):
         if outcome.built is None:
             outcomes[f"not built ({outcome.reason})"] += 1
             continue
@@ -125,6 +134,8 @@ def audit(
     rule = load_rule(rules or settings.rules.file)
     instant = parse_as_of(as_of)
     window = parse_window(window_from, window_to, catch_up=rule.is_catch_up)
+    for warning in rule.warnings:
+        err_console.print(f"warning: {escape(warning)}")
     counts = AuditCounts()
     worklist = Worklist() if worklist_file is not None else None
     exported: list[Decision] = []
@@ -138,6 +149,7 @@ def audit(
             content_root=settings.dpi.content_root,
             fetch_size=settings.dpi.fetch_size,
             identity_aside=worklist is not None,
+            environment=settings.dmp.environment,
         )
         with contextlib.ExitStack() as csv_output:
             writer = (

@@ -82,9 +82,14 @@ def _audit(ctx: DemoContext) -> None:
     try:
         with open_output(ctx.workdir / "decisions.csv") as handle:
             writer = DecisionCsv(handle)
-            for decision in counts.count(
-                decide(engine, rule, as_of, content_root=ctx.content_root)
-            ):
+            stream = decide(
+                engine,
+                rule,
+                as_of,
+                content_root=ctx.content_root,
+                environment=state.settings().dmp.environment,
+            )
+            for decision in counts.count(stream):
                 writer.write(decision)
                 if decision.selected:
                     selected.append(decision)
@@ -102,9 +107,16 @@ def _export_sample(ctx: DemoContext) -> None:
     engine = open_engine(ctx.dpi_url, "DPI")
     verdicts: Counter[str] = Counter()
     try:
-        sample = [(d.document_id, d.replaces_unique_id) for d in selected[: ctx.export_limit]]
+        chosen = selected[: ctx.export_limit]
+        sample = [(d.document_id, d.replaces_unique_id) for d in chosen]
+        hidden = {d.document_id for d in chosen if d.hide_from_legal_rep}
         for outcome in build_selected(
-            engine, sample, state.settings().establishment.as_cda(), content_root=ctx.content_root
+            engine,
+            sample,
+            state.settings().establishment.as_cda(),
+            content_root=ctx.content_root,
+            hidden_from_legal_rep=hidden,
+            environment=state.settings().dmp.environment,
         ):
             if outcome.built is None:
                 verdicts[f"not built: {outcome.reason}"] += 1
@@ -140,6 +152,8 @@ def _send_to_mock(ctx: DemoContext) -> None:
             [(d.document_id, None) for d in wanted],
             establishment,
             content_root=ctx.content_root,
+            hidden_from_legal_rep={d.document_id for d in wanted if d.hide_from_legal_rep},
+            environment=settings.dmp.environment,
         ):
             if outcome.built is None:
                 outcomes[f"not built: {outcome.reason}"] += 1

@@ -2,7 +2,8 @@
 
 The JSON keys and the CSV columns are a contract: `as_of`, `rule`, `total`, `selected`,
 `excluded` (every reason, zero included, in contract order), `by_kind`; and
-`document_id,set_id,version,ipp,kind,created_at,decision`.
+`document_id,set_id,version,ipp,kind,created_at,decision`. Extended with `minors` (what the
+rule's `[minors]` policy did to minors' documents) and `warnings` (the rule's).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from backfill.selection.rules import Rule
 __all__ = ["CSV_COLUMNS", "AuditCounts", "DecisionCsv", "reason_table"]
 
 CSV_COLUMNS = ("document_id", "set_id", "version", "ipp", "kind", "created_at", "decision")
+MINORS_SENT = "sent"
+MINORS_INVISIBLE = "sent_invisible_to_legal_representatives"
+MINORS_HELD_BACK = "held_back"
 
 
 @dataclass
@@ -36,15 +40,21 @@ class AuditCounts:
     excluded: Counter[Reason] = field(default_factory=Counter)
     kinds_selected: Counter[str] = field(default_factory=Counter)
     kinds_excluded: Counter[str] = field(default_factory=Counter)
+    # Minors' documents: sent, sent invisible to the legal representatives, held back.
+    minors: Counter[str] = field(default_factory=Counter)
 
     def add(self, decision: Decision) -> None:
         self.total += 1
         if decision.reason is None:
             self.selected += 1
             self.kinds_selected[decision.kind] += 1
+            if decision.minor:
+                self.minors[MINORS_INVISIBLE if decision.hide_from_legal_rep else MINORS_SENT] += 1
         else:
             self.excluded[decision.reason] += 1
             self.kinds_excluded[decision.kind] += 1
+            if decision.reason is Reason.MINOR_HELD_BACK:
+                self.minors[MINORS_HELD_BACK] += 1
 
     def count(self, decisions: Iterable[Decision]) -> Iterator[Decision]:
         """Count the decisions passing through, and pass them on."""
@@ -67,6 +77,11 @@ class AuditCounts:
                 }
                 for kind in kinds
             },
+            "minors": {
+                key: self.minors.get(key, 0)
+                for key in (MINORS_SENT, MINORS_INVISIBLE, MINORS_HELD_BACK)
+            },
+            "warnings": rule.warnings,
         }
 
     def write_json(self, path: Path, rule: Rule, as_of: dt.datetime) -> None:
@@ -120,4 +135,10 @@ def reason_table(counts: AuditCounts, rule: Rule, as_of: dt.datetime) -> Table:
     for reason in Reason:
         n = counts.excluded.get(reason, 0)
         table.add_row(str(reason.rank), reason.value, str(n), share(n), style=None if n else "dim")
+    if counts.minors:
+        table.caption = "minors' documents: " + ", ".join(
+            f"{counts.minors.get(key, 0)} {key.replace('_', ' ')}"
+            for key in (MINORS_SENT, MINORS_INVISIBLE, MINORS_HELD_BACK)
+        )
+        table.caption_justify = "left"
     return table

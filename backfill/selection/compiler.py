@@ -7,12 +7,16 @@ acknowledged by us, 15, and the checks of `file:` contents) are merged afterward
 `decisions`. Times: created_at is Paris wall-clock; the bounds are computed once in Python as
 wall-clock sets (`paris_time.wall_clock_after`) so the comparison in SQL is exactly "the
 document's instant (fold=0) against the bound instant".
+
+Optional contract columns (`contract.OPTIONAL_COLUMNS`) are named only when the DPI has them
+(`present`, reflected by the caller); a missing one reads as NULL.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -26,11 +30,22 @@ from backfill.selection.paris_time import (
     wall_clock_of,
 )
 from backfill.selection.reasons import Reason
-from backfill.selection.rules import Rule
-from cda.ins import INS_OIDS
-from connectors.dpi.contract import dpi_author, dpi_document, dpi_patient, dpi_unit
+from backfill.selection.rules import AGE_OF_MAJORITY, MinorPolicy, MinorsPolicy, Rule
+from cda.ins import INS_OIDS, InsKind
+from connectors.dpi.contract import dpi_author, dpi_document, dpi_patient, dpi_stay, dpi_unit
 
-__all__ = ["PDF_MEDIA_TYPE", "TimeBounds", "Window", "compile_decisions", "time_bounds"]
+__all__ = [
+    "PDF_MEDIA_TYPE",
+    "Environment",
+    "TimeBounds",
+    "Window",
+    "compile_decisions",
+    "foreign_ins_oids",
+    "minor_born_after",
+    "time_bounds",
+]
+
+Environment = Literal["test", "production"]
 
 PDF_MEDIA_TYPE = "application/pdf"
 PDF_HEAD = b"%PDF-"
@@ -84,8 +99,81 @@ def _in_set(column: ColumnElement[dt.datetime], wall: WallClockSet) -> ColumnEle
     return condition
 
 
+def foreign_ins_oids(environment: Environment) -> list[str]:
+    """The INS authority OIDs a DMP of this environment must never receive."""
+    production = environment == "production"
+    return sorted(k.value for k in InsKind if k.is_production != production)
+
+
+def minor_born_after(as_of: dt.datetime) -> dt.date:
+    """A patient born after this day is a minor on `as_of`'s Paris day (18th birthday not yet)."""
+    today = wall_clock_of(as_of).date()
+    try:
+        return today.replace(year=today.year - AGE_OF_MAJORITY)
+    except ValueError:  # 29 February: the birthday of someone born on 29 Feb is 1 March
+        return today.replace(year=today.year - AGE_OF_MAJORITY, day=28)
+
+
+_POLICY_CODES: dict[MinorPolicy, int] = {
+    "send": 0,
+    "invisible_to_legal_representatives": 1,
+    "hold_back": 2,
+}
+
+
+def _minor_policy(
+    minors: MinorsPolicy, unit_code: ColumnElement[str], setting: ColumnElement[str]
+) -> ColumnElement[int]:
+    """The `[minors]` policy of a document's unit as 0 send, 1 invisible, 2 hold back (SQL)."""
+    whens: list[tuple[ColumnElement[bool], ColumnElement[int]]] = []
+
+    def code(policy: MinorPolicy) -> ColumnElement[int]:
+        return sa.literal(_POLICY_CODES[policy], sa.Integer())
+
+    for policy in _POLICY_CODES:  # unit overrides, grouped by policy (one IN each)
+        units = sorted(u for u, p in minors.units.items() if p == policy)
+        if units:
+            whens.append((unit_code.in_(units), code(policy)))
+    if minors.sensitive_units:
+        whens.append((unit_code.in_(sorted(minors.sensitive_units)), code(minors.sensitive)))
+    for policy in _POLICY_CODES:
+        settings = sorted(s for s, p in minors.practice_settings.items() if p == policy)
+        if settings:
+            whens.append((setting.in_(settings), code(policy)))
+    if not whens:
+        return code(minors.default)
+    return sa.case(*whens, else_=code(minors.default))
+
+
 def _rpps_ok(rpps: ColumnElement[str]) -> ColumnElement[bool]:
     return sa.and_(rpps.is_not(None), ps.matches(ps.trimmed(rpps), [ps.DIGIT] * 11))
+
+
+# The NIR's sex digit: 1 and 2, and the same parity for the provisional series (3/4 for people
+# born abroad being registered, 7/8 for the temporary numbers of the health insurance).
+_MALE_DIGITS = ["1", "3", "7"]
+_FEMALE_DIGITS = ["2", "4", "8"]
+
+
+def _matricule_contradicts_traits(p: sa.Alias) -> ColumnElement[bool]:
+    """What the matricule encodes (sex, year and month of birth) against the patient's traits.
+
+    The month is compared only when it is 01–12: the NIR carries documented special values
+    (20 and up, 30 and up, 50 and up, 99) for births whose month is unknown, and those say
+    nothing. Sex digits other than the six above are not compared.
+    """
+    matricule = p.c.ins_matricule
+    sex_digit = sa.func.substr(matricule, 1, 1, type_=sa.String())
+    year = sa.cast(sa.func.substr(matricule, 2, 2, type_=sa.String()), sa.Integer())
+    month = sa.cast(sa.func.substr(matricule, 4, 2, type_=sa.String()), sa.Integer())
+    birth_year = sa.extract("year", p.c.birth_date)
+    birth_month = sa.extract("month", p.c.birth_date)
+    return sa.or_(
+        sa.and_(sex_digit.in_(_MALE_DIGITS), p.c.sex != "M"),
+        sa.and_(sex_digit.in_(_FEMALE_DIGITS), p.c.sex != "F"),
+        year != birth_year % sa.literal(100, sa.Integer()),
+        sa.and_(month >= 1, month <= 12, month != birth_month),
+    )
 
 
 def compile_decisions(
@@ -95,21 +183,39 @@ def compile_decisions(
     window: Window | None = None,
     identity_aside: bool = False,
     ordered: bool = True,
+    environment: Environment = "test",
+    present: frozenset[str] = frozenset(),
 ) -> sa.Select[tuple[object, ...]]:
     """The decision query. Columns: see `decisions.Decision`; `rank` is 0 or a reason's rank.
 
     With `identity_aside`, a second column `rank_identity_aside` ranks each document as if its
-    patient's identity were qualified with complete INS traits (the identity worklist). A
-    fictitious identity stays blocking there: the identity-vigilance cell does not "fix" it.
+    patient's identity were qualified with complete INS traits, held by this IPP alone and
+    consistent with its matricule (the identity worklist). A fictitious identity stays blocking
+    there: the identity-vigilance cell does not "fix" it. `environment` is the DMP's (`[dmp]
+    environment`): the INS OIDs of the other one are refused. `present` names the optional
+    contract columns the DPI has (`contract.present_optional_columns`).
     """
     bounds = time_bounds(rule, as_of, window)
     d = dpi_document.alias("d")
     p = dpi_patient.alias("p")
     u = dpi_unit.alias("u")
+    s = dpi_stay.alias("s")
     author = dpi_author.alias("a")
     legal = dpi_author.alias("la")
     later = dpi_document.alias("later")
     earlier = dpi_document.alias("earlier")
+    latest = dpi_document.alias("latest")
+    after_latest = dpi_document.alias("after_latest")
+    holders = dpi_patient.alias("holders")
+    # Matricules held by more than one IPP (an RNIV duplicate or collision): one aggregate over
+    # dpi_patient, joined once, instead of a lookup per row on a column a view has no index on.
+    shared = (
+        sa.select(holders.c.ins_matricule.label("matricule"))
+        .where(holders.c.ins_matricule.is_not(None), holders.c.ins_matricule != "")
+        .group_by(holders.c.ins_matricule)
+        .having(sa.func.count(holders.c.ipp) > 1)
+        .subquery("shared")
+    )
 
     superseded = sa.exists().where(
         later.c.set_id == d.c.set_id,
@@ -160,8 +266,9 @@ def compile_decisions(
             sa.or_(ps.is_true(p.c.deceased), p.c.death_date.is_not(None)),
             Reason.PATIENT_DECEASED,
         ),
-        (ps.is_true(p.c.dmp_opposition), Reason.PATIENT_OPPOSED),
     ]
+    if rule.local_opposition == "block":
+        before_identity.append((ps.is_true(p.c.dmp_opposition), Reason.PATIENT_OPPOSED))
     identity: list[tuple[ColumnElement[bool], Reason]] = [
         (
             sa.or_(
@@ -242,6 +349,32 @@ def compile_decisions(
             Reason.REPLACEMENT_TARGET_UNKNOWN,
         ),
     ]
+    identity_appended: list[tuple[ColumnElement[bool], Reason]] = [
+        (shared.c.matricule.is_not(None), Reason.INS_SHARED),
+        # Reached only with a well-shaped matricule (ins_invalid comes first) and M/F sex.
+        (_matricule_contradicts_traits(p), Reason.INS_TRAITS_INCONSISTENT),
+    ]
+    withheld: ColumnElement[bool] = sa.false()
+    if "dpi_document.withheld" in present:
+        withheld = ps.is_true(d.c.withheld)
+    born_after = minor_born_after(as_of)
+    minor = sa.and_(p.c.birth_date.is_not(None), p.c.birth_date > sa.literal(born_after, sa.Date()))
+    policy = _minor_policy(rule.minors, d.c.unit_code, u.c.practice_setting_code)
+    set_withdrawn = sa.exists().where(
+        latest.c.set_id == d.c.set_id,
+        latest.c.version > d.c.version,
+        latest.c.status == "cancelled",
+        ~sa.exists().where(
+            after_latest.c.set_id == latest.c.set_id, after_latest.c.version > latest.c.version
+        ),
+    )
+    appended: list[tuple[ColumnElement[bool], Reason]] = [
+        (p.c.ins_oid.in_(foreign_ins_oids(environment)), Reason.INS_WRONG_ENVIRONMENT),
+        (withheld, Reason.DOCUMENT_WITHHELD),
+        (set_withdrawn, Reason.SET_WITHDRAWN),
+        (s.c.status == "cancelled", Reason.STAY_CANCELLED),
+        (sa.and_(minor, policy == _POLICY_CODES["hold_back"]), Reason.MINOR_HELD_BACK),
+    ]
 
     def ranked(branches: list[tuple[ColumnElement[bool], Reason]]) -> ColumnElement[int]:
         whens = [(cond, sa.literal(reason.rank, sa.Integer())) for cond, reason in branches]
@@ -275,8 +408,14 @@ def compile_decisions(
         d.c.content_uri,
         has_content.label("has_content"),
         p.c.identity_status,
-        ranked(before_identity + identity + after_identity).label("rank"),
+        ranked(before_identity + identity + after_identity + identity_appended + appended).label(
+            "rank"
+        ),
         replaces.label("replaces_unique_id"),
+        minor.label("minor"),
+        sa.and_(minor, policy == _POLICY_CODES["invisible_to_legal_representatives"]).label(
+            "hide_from_legal_rep"
+        ),
     ]
     if identity_aside:
         still_blocking = [
@@ -284,7 +423,9 @@ def compile_decisions(
             (ps.is_true(p.c.identity_fictitious), Reason.IDENTITY_DOUBTFUL),
         ]
         columns.append(
-            ranked(before_identity + still_blocking + after_identity).label("rank_identity_aside")
+            ranked(before_identity + still_blocking + after_identity + appended).label(
+                "rank_identity_aside"
+            )
         )
     query = (
         sa.select(*columns)
@@ -293,6 +434,8 @@ def compile_decisions(
         .outerjoin(u, u.c.unit_code == d.c.unit_code)
         .outerjoin(author, author.c.author_id == d.c.author_id)
         .outerjoin(legal, legal.c.author_id == d.c.legal_authenticator_id)
+        .outerjoin(s, s.c.stay_id == d.c.stay_id)
+        .outerjoin(shared, shared.c.matricule == p.c.ins_matricule)
     )
     if ordered:
         # One patient's documents together (the unit of work), reproducible order.

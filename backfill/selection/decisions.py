@@ -18,11 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from backfill.errors import DataSourceError
-from backfill.selection.compiler import PDF_MEDIA_TYPE, Window, compile_decisions
+from backfill.selection.compiler import PDF_MEDIA_TYPE, Environment, Window, compile_decisions
 from backfill.selection.facts import InMemoryLedgerFacts, LedgerFacts, check_file_content
 from backfill.selection.reasons import SELECTED, Reason
 from backfill.selection.rules import Rule
-from connectors.dpi.contract import dpi_document
+from connectors.dpi.contract import dpi_document, present_optional_columns
 
 __all__ = ["Decision", "decide"]
 
@@ -54,6 +54,10 @@ class Decision:
     # (only computed for the identity worklist; None otherwise or when it would be selected).
     reason_identity_aside: Reason | None = None
     identity_aside_computed: bool = False
+    # The patient is a minor at as_of; and the rule's [minors] policy for this document's unit
+    # says to send it invisible to the legal representatives (the builder sets the code).
+    minor: bool = False
+    hide_from_legal_rep: bool = False
 
     @property
     def selected(self) -> bool:
@@ -75,7 +79,13 @@ class Decision:
         )
 
 
-_IDENTITY_RANKS = frozenset(range(Reason.IDENTITY_NOT_QUALIFIED.rank, Reason.NO_DMP.rank))
+_IDENTITY_RANKS = frozenset(
+    [
+        *range(Reason.IDENTITY_NOT_QUALIFIED.rank, Reason.NO_DMP.rank),
+        Reason.INS_SHARED.rank,
+        Reason.INS_TRAITS_INCONSISTENT.rank,
+    ]
+)
 
 
 def decide(
@@ -89,13 +99,14 @@ def decide(
     fetch_size: int = 5000,
     identity_aside: bool = False,
     ordered: bool = True,
+    environment: Environment = "test",
 ) -> Iterator[Decision]:
-    """Every document version of the DPI with its decision, streamed in `fetch_size` chunks."""
+    """Every document version of the DPI with its decision, streamed in `fetch_size` chunks.
+
+    `environment` is the DMP's (`[dmp] environment`): INS OIDs of the other are refused.
+    """
     if as_of.tzinfo is None:
         raise ValueError("as_of must be an aware instant")
-    query = compile_decisions(
-        rule, as_of, window=window, identity_aside=identity_aside, ordered=ordered
-    )
     options: dict[str, Any] = {
         "rule": rule,
         "as_of": as_of,
@@ -103,9 +114,18 @@ def decide(
         "content_root": content_root,
         "fetch_size": fetch_size,
     }
+    compile_options: dict[str, Any] = {
+        "window": window,
+        "identity_aside": identity_aside,
+        "ordered": ordered,
+        "environment": environment,
+    }
     if isinstance(bind, Engine):
         try:
             with bind.connect() as conn:
+                query = compile_decisions(
+                    rule, as_of, present=present_optional_columns(conn), **compile_options
+                )
                 yield from _stream(conn, query, **options)
         except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
             raise DataSourceError(
@@ -119,6 +139,9 @@ def decide(
                 "timestamp that is not one); fix the row or the view of the DPI contract"
             ) from None
         return
+    query = compile_decisions(
+        rule, as_of, present=present_optional_columns(bind), **compile_options
+    )
     yield from _stream(bind, query, **options)
 
 
@@ -144,8 +167,8 @@ def _stream(
 
 # The query's columns, in `compile_decisions` order.
 (_ID, _SET, _VERSION, _IPP, _STAY, _KIND, _CREATED, _MIME, _URI, _HAS_CONTENT, _STATUS, _RANK,
- _REPLACES) = range(13)  # fmt: skip
-_RANK_ASIDE = 13
+ _REPLACES, _MINOR, _HIDE) = range(15)  # fmt: skip
+_RANK_ASIDE = 15
 _REASON_AT: list[Reason | None] = [None] * (_NONE + 1)
 for _reason in Reason:
     _REASON_AT[_reason.rank] = _reason
@@ -210,6 +233,8 @@ class _Merge:
                 row[_URI],
                 _REASON_AT[rank_aside],
                 aside,
+                bool(row[_MINOR]),
+                rank == _NONE and bool(row[_HIDE]),
             )
 
     def _acked(

@@ -34,10 +34,18 @@ class Reason(StrEnum):
     AUTHOR_UNKNOWN = "author_unknown"
     VISIBILITY_CONFLICT = "visibility_conflict"
     REPLACEMENT_TARGET_UNKNOWN = "replacement_target_unknown"
+    # Appended by issue 16 (identity and document safety), in this order.
+    INS_SHARED = "ins_shared"
+    INS_TRAITS_INCONSISTENT = "ins_traits_inconsistent"
+    INS_WRONG_ENVIRONMENT = "ins_wrong_environment"
+    DOCUMENT_WITHHELD = "document_withheld"
+    SET_WITHDRAWN = "set_withdrawn"
+    STAY_CANCELLED = "stay_cancelled"
+    MINOR_HELD_BACK = "minor_held_back"
 
     @property
     def rank(self) -> int:
-        """1 for kind_not_selected … 22 for replacement_target_unknown."""
+        """1 for kind_not_selected … 29 for minor_held_back."""
         return _RANKS[self]
 
 
@@ -53,6 +61,8 @@ IDENTITY_REASONS: frozenset[Reason] = frozenset(
         Reason.INS_MISSING,
         Reason.INS_INVALID,
         Reason.INS_TRAITS_INCOMPLETE,
+        Reason.INS_SHARED,
+        Reason.INS_TRAITS_INCONSISTENT,
     }
 )
 

@@ -2,6 +2,10 @@
 
 `load_rule` accepts a path or the name of a shipped rule (`history-20y` or `history-20y.toml`).
 Types are strict: `depth_years = "5"` or `respect_computerization = 1` are errors, not guesses.
+What the DMP must never receive is refused here, not trusted to the rule's author: an identity
+other than QUAL (RNIV: only a qualified INS may reference shared health data) and a depth over
+the programme's 20 years. What is allowed but advised against (a history rule taking biology,
+imaging or prescriptions) is accepted with a warning (`Rule.warnings`), which the audit shows.
 """
 
 from __future__ import annotations
@@ -18,16 +22,63 @@ from backfill.errors import RuleError
 from backfill.resources import data_folder, rule_file_names
 from connectors.dpi.contract import DOCUMENT_KINDS, IDENTITY_STATUSES
 
-__all__ = ["DEFAULT_RULE", "Rule", "load_rule", "parse_rule"]
+__all__ = [
+    "ADVISED_AGAINST_IN_HISTORY",
+    "AGE_OF_MAJORITY",
+    "DEFAULT_RULE",
+    "MAX_DEPTH_YEARS",
+    "MinorPolicy",
+    "MinorsPolicy",
+    "Rule",
+    "load_rule",
+    "parse_rule",
+]
 
 DEFAULT_RULE = "history-5y"
+# The programme: "up to 5 years, up to 20 years possible".
+MAX_DEPTH_YEARS = 20
+# The programme advises against sending old biology, imaging reports and prescriptions.
+ADVISED_AGAINST_IN_HISTORY = ("CR_BIO", "CR_IMG", "ORDO")
+# A patient under this age at as_of is a minor: their legal representatives read their DMP.
+AGE_OF_MAJORITY = 18
 
 Kind = Literal["LDL", "CRH", "CRO", "CR_CONSULT", "CR_URG", "CR_BIO", "CR_IMG", "ORDO", "OTHER"]
-IdentityStatus = Literal["PROV", "RECUP", "VALI", "QUAL"]
-if set(get_args(Kind)) != set(DOCUMENT_KINDS) or set(get_args(IdentityStatus)) != set(
+# Only QUAL: the other RNIV statuses exist in the DPI contract but may never feed the DMP.
+IdentityStatus = Literal["QUAL"]
+if set(get_args(Kind)) != set(DOCUMENT_KINDS) or not set(get_args(IdentityStatus)) <= set(
     IDENTITY_STATUSES
 ):  # the rule's vocabulary is the DPI contract's
     raise ImportError("backfill.selection.rules disagrees with connectors.dpi.contract")
+
+MinorPolicy = Literal["send", "invisible_to_legal_representatives", "hold_back"]
+
+
+class MinorsPolicy(BaseModel):
+    """What happens to the documents of a patient who is a minor at `as_of` (`[minors]`).
+
+    Old documents never had a visibility choice made for them, and care under the minor's secret
+    (contraception, abortion, psychiatry, addiction) must not reach the parents who read the
+    child's Mon espace santé. Per unit first, then the sensitive units, then per practice
+    setting (JDV_J04), then `default`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    default: MinorPolicy = "send"
+    sensitive: MinorPolicy = "hold_back"
+    sensitive_units: list[str] = []
+    units: dict[str, MinorPolicy] = {}
+    practice_settings: dict[str, MinorPolicy] = {}
+
+    def policy_for(self, unit_code: str | None, practice_setting: str | None) -> MinorPolicy:
+        if unit_code is not None and unit_code in self.units:
+            return self.units[unit_code]
+        if unit_code is not None and unit_code in self.sensitive_units:
+            return self.sensitive
+        if practice_setting is not None and practice_setting in self.practice_settings:
+            return self.practice_settings[practice_setting]
+        return self.default
+
 
 MediaType = Annotated[str, Field(min_length=3, pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")]
 
@@ -41,11 +92,16 @@ class Rule(BaseModel):
     description: str = ""
     mode: Literal["history", "catch-up"] = "history"
     kinds: list[Kind] = Field(min_length=1)
-    depth_years: int | None = Field(None, ge=0, le=200)
+    depth_years: int | None = Field(None, ge=0)
     respect_computerization: bool = True
     identity_statuses: list[IdentityStatus] = Field(["QUAL"], min_length=1)
     media_types: list[MediaType] = Field(["application/pdf"], min_length=1)
     max_content_bytes: int = Field(20_000_000, gt=0)
+    # `block`: a local opposition stops the patient's documents (patient_opposed). `ask_dmp`:
+    # send, and let the DMP answer (an opposition to opening Mon espace santé means no DMP, and
+    # once a DMP exists the patient cannot oppose its feeding).
+    local_opposition: Literal["block", "ask_dmp"] = "block"
+    minors: MinorsPolicy = MinorsPolicy()
 
     @model_validator(mode="after")
     def _depth_matches_mode(self) -> Rule:
@@ -55,7 +111,30 @@ class Rule(BaseModel):
             )
         if self.mode == "history" and self.depth_years is None:
             raise _KeyProblem("depth_years", "required for a history rule (e.g. depth_years = 5)")
+        if self.depth_years is not None and self.depth_years > MAX_DEPTH_YEARS:
+            raise _KeyProblem(
+                "depth_years",
+                f"at most {MAX_DEPTH_YEARS}: the programme allows a history of up to "
+                f"{MAX_DEPTH_YEARS} years, not {self.depth_years}",
+            )
         return self
+
+    @property
+    def warnings(self) -> list[str]:
+        """What this rule does that is allowed but advised against, in words for the audit."""
+        found = []
+        advised_against = [k for k in ADVISED_AGAINST_IN_HISTORY if k in self.kinds]
+        if self.mode == "history" and advised_against:
+            found.append(
+                f"rule {self.name}: a history rule taking {', '.join(advised_against)}; the "
+                "programme advises against sending old biology, imaging reports and prescriptions"
+            )
+        if not self.minors.sensitive_units and self.minors.default != "hold_back":
+            found.append(
+                f"rule {self.name}: [minors] sensitive_units is empty: list the units whose care "
+                "is under the minor's secret (contraception, abortion, psychiatry, addiction)"
+            )
+        return found
 
     @property
     def is_catch_up(self) -> bool:
@@ -75,10 +154,12 @@ class _KeyProblem(ValueError):
 
 
 def _describe(error: dict[str, object]) -> str:
-    loc = [str(part) for part in error["loc"]]  # type: ignore[union-attr]
+    parts = list(error["loc"])  # type: ignore[call-overload]
+    loc = [str(part) for part in parts]
     key = loc[0] if loc else "(file)"
-    if len(loc) > 1:
-        key += f"[{loc[1]}]"
+    for part in parts[1:]:
+        # A list index in brackets (kinds[1]), a table key dotted (minors.units.PSY).
+        key += f"[{part}]" if isinstance(part, int) else f".{part}"
     message = str(error["msg"]).removeprefix("Value error, ")
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -86,9 +167,14 @@ def _describe(error: dict[str, object]) -> str:
     elif kind == "literal_error" and loc and loc[0] == "kinds":
         message = f"unknown kind {error['input']!r}: one of {', '.join(DOCUMENT_KINDS)}"
     elif kind == "literal_error" and loc and loc[0] == "identity_statuses":
-        message = (
-            f"unknown identity status {error['input']!r}: one of {', '.join(IDENTITY_STATUSES)}"
-        )
+        if error["input"] in IDENTITY_STATUSES:
+            message = (
+                f"{error['input']!r} is refused: only QUAL identities may feed the DMP (RNIV: an "
+                "INS that was not both fetched from INSi and checked against an ID document "
+                "cannot reference shared health data)"
+            )
+        else:
+            message = f"unknown identity status {error['input']!r}: only QUAL is accepted"
     elif kind == "missing":
         message = "required"
     ctx = error.get("ctx")

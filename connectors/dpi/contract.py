@@ -3,6 +3,10 @@
 `sql/dpi_contract.sql` is the text people read and run; these tables are what the engine
 queries. `tests/integration/test_dpi_contract.py` creates the schema from each one, reflects it
 and compares, on SQLite and on PostgreSQL.
+
+Optional columns (`OPTIONAL_COLUMNS`) were added to the contract after DPIs were mapped onto it:
+the synthetic DPI and the DDL file have them, a DPI view may not. Whoever queries them asks
+`present_optional_columns` first and reads a missing one as NULL.
 """
 
 from __future__ import annotations
@@ -20,15 +24,19 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    inspect,
     text,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import NoSuchTableError
 
 __all__ = [
     "DOCUMENT_KINDS",
     "DOCUMENT_STATUSES",
     "ENCOUNTER_TYPES",
+    "HOSPITALISATION_TYPES",
     "IDENTITY_STATUSES",
+    "OPTIONAL_COLUMNS",
     "STAY_STATUSES",
     "contract_ddl",
     "create_contract",
@@ -38,10 +46,16 @@ __all__ = [
     "dpi_stay",
     "dpi_unit",
     "metadata",
+    "present_optional_columns",
+    "table_columns",
 ]
 
 IDENTITY_STATUSES = ("PROV", "RECUP", "VALI", "QUAL")
-ENCOUNTER_TYPES = ("IMP", "AMB", "EMER", "EXTERNE")
+# JDV_J142: IMP is hospitalisation in the establishment, full or partial (a day case is IMP), HAD
+# included; SEANCE a session (dialysis, chemotherapy…); AMB is care *outside* the establishment.
+ENCOUNTER_TYPES = ("IMP", "EMER", "EXTERNE", "SEANCE", "AMB")
+# dpi_stay.hospitalisation (optional): for an IMP stay, full or partial (day or night hospital).
+HOSPITALISATION_TYPES = ("full", "partial")
 STAY_STATUSES = ("planned", "in_progress", "finished", "cancelled")
 DOCUMENT_KINDS = ("LDL", "CRH", "CRO", "CR_CONSULT", "CR_URG", "CR_BIO", "CR_IMG", "ORDO", "OTHER")
 DOCUMENT_STATUSES = ("draft", "validated", "cancelled")
@@ -100,6 +114,7 @@ dpi_stay = Table(
     Column("discharged_at", DateTime),
     Column("status", String(16), nullable=False),
     Column("unit_code", String(64)),
+    Column("hospitalisation", String(16)),
     Index("ix_dpi_stay_ipp", "ipp"),
 )
 
@@ -127,9 +142,36 @@ dpi_document = Table(
     Column("invisible_legal_rep", Boolean, nullable=False),
     Column("sent_live_at", DateTime),
     Column("dmp_unique_id", String(128)),
+    Column("withheld", Boolean),
     Index("ix_dpi_document_ipp", "ipp"),
     Index("ix_dpi_document_set", "set_id", "version"),
 )
+
+# Columns a DPI view may lack (added to the contract later); absent means NULL for every row.
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "dpi_stay": ("hospitalisation",),
+    "dpi_document": ("withheld",),
+}
+
+
+def present_optional_columns(bind: Engine | Connection) -> frozenset[str]:
+    """The optional columns this DPI offers, as `table.column` names (reflected once)."""
+    inspector = inspect(bind)
+    present = set()
+    for table, columns in OPTIONAL_COLUMNS.items():
+        try:
+            names = {c["name"].lower() for c in inspector.get_columns(table)}
+        except NoSuchTableError:
+            continue
+        present.update(f"{table}.{c}" for c in columns if c in names)
+    return frozenset(present)
+
+
+def table_columns(table: Table, present: frozenset[str]) -> list[Column]:  # type: ignore[type-arg]
+    """The table's columns a query may name: every required one, and the optional ones present."""
+    optional = OPTIONAL_COLUMNS.get(table.name, ())
+    return [c for c in table.c if c.name not in optional or f"{table.name}.{c.name}" in present]
+
 
 # The only non-portable type name in the DDL file.
 _BINARY_BY_DIALECT = {"postgresql": "BYTEA", "mssql": "VARBINARY(MAX)"}

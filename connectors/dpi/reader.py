@@ -19,7 +19,15 @@ from cda.errors import CdaError, InvalidContent, InvalidDocumentData
 from cda.ins import InsTraits
 from cda.model import Author, DocumentInput, Patient, Stay, Unit
 from connectors.dpi.content import ContentRefused, open_content
-from connectors.dpi.contract import dpi_author, dpi_document, dpi_patient, dpi_stay, dpi_unit
+from connectors.dpi.contract import (
+    dpi_author,
+    dpi_document,
+    dpi_patient,
+    dpi_stay,
+    dpi_unit,
+    present_optional_columns,
+    table_columns,
+)
 
 __all__ = ["ReadDocument", "read_content", "read_documents"]
 
@@ -56,21 +64,23 @@ def _author(row: sa.Row, prefix: str) -> Author | None:
     )
 
 
-_QUERY = (
-    sa.select(
-        dpi_document,
-        *(c.label(f"p_{c.name}") for c in dpi_patient.c),
-        *(c.label(f"a_{c.name}") for c in dpi_author.c),
-        *(c.label(f"l_{c.name}") for c in _legal.c),
-        *(c.label(f"s_{c.name}") for c in dpi_stay.c),
-        *(c.label(f"u_{c.name}") for c in dpi_unit.c),
+def _query(present: frozenset[str]) -> sa.Select:  # type: ignore[type-arg]
+    """The reading query, naming the optional contract columns only when the DPI has them."""
+    return (
+        sa.select(
+            *table_columns(dpi_document, present),
+            *(c.label(f"p_{c.name}") for c in dpi_patient.c),
+            *(c.label(f"a_{c.name}") for c in dpi_author.c),
+            *(c.label(f"l_{c.name}") for c in _legal.c),
+            *(c.label(f"s_{c.name}") for c in table_columns(dpi_stay, present)),
+            *(c.label(f"u_{c.name}") for c in dpi_unit.c),
+        )
+        .join(dpi_patient, dpi_patient.c.ipp == dpi_document.c.ipp)
+        .outerjoin(dpi_author, dpi_author.c.author_id == dpi_document.c.author_id)
+        .outerjoin(_legal, _legal.c.author_id == dpi_document.c.legal_authenticator_id)
+        .outerjoin(dpi_stay, dpi_stay.c.stay_id == dpi_document.c.stay_id)
+        .outerjoin(dpi_unit, dpi_unit.c.unit_code == dpi_document.c.unit_code)
     )
-    .join(dpi_patient, dpi_patient.c.ipp == dpi_document.c.ipp)
-    .outerjoin(dpi_author, dpi_author.c.author_id == dpi_document.c.author_id)
-    .outerjoin(_legal, _legal.c.author_id == dpi_document.c.legal_authenticator_id)
-    .outerjoin(dpi_stay, dpi_stay.c.stay_id == dpi_document.c.stay_id)
-    .outerjoin(dpi_unit, dpi_unit.c.unit_code == dpi_document.c.unit_code)
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +110,9 @@ def _to_inputs(
         ),
         used_family_name=row.p_used_family_name,
         used_given_name=row.p_used_given_name,
+        identity_status=row.p_identity_status,
+        identity_doubtful=bool(row.p_identity_doubtful),
+        identity_fictitious=bool(row.p_identity_fictitious),
     )
     author = _author(row, "a_")
     if author is None:
@@ -107,7 +120,13 @@ def _to_inputs(
             f"document {row.document_id} names no known author", reason="author_unknown"
         )
     stay = (
-        Stay(row.s_stay_id, row.s_encounter_type, row.s_admitted_at, row.s_discharged_at)
+        Stay(
+            row.s_stay_id,
+            row.s_encounter_type,
+            row.s_admitted_at,
+            row.s_discharged_at,
+            getattr(row, "s_hospitalisation", None),  # optional contract column
+        )
         if row.s_stay_id is not None
         else None
     )
@@ -146,9 +165,9 @@ def _wrong_type(document_id: str) -> InvalidDocumentData:
     )
 
 
-def _read_one(conn: sa.Connection, document_id: str) -> sa.Row | CdaError | None:
+def _read_one(conn: sa.Connection, query: sa.Select, document_id: str) -> sa.Row | CdaError | None:  # type: ignore[type-arg]
     try:
-        return conn.execute(_QUERY.where(dpi_document.c.document_id == document_id)).first()
+        return conn.execute(query.where(dpi_document.c.document_id == document_id)).first()
     except (ValueError, TypeError):
         return _wrong_type(document_id)
 
@@ -161,18 +180,21 @@ def read_documents(
 ) -> Iterator[ReadDocument]:
     """For each (document_id, uniqueId it replaces or None): its builder inputs, in batches."""
     pending = list(wanted)
+    query: sa.Select | None = None  # type: ignore[type-arg]
     for first in range(0, len(pending), _BATCH):
         batch = dict(pending[first : first + _BATCH])
         with engine.connect() as conn:
+            if query is None:
+                query = _query(present_optional_columns(conn))
             try:
                 rows: dict[str, sa.Row | CdaError] = {
                     r.document_id: r
-                    for r in conn.execute(_QUERY.where(dpi_document.c.document_id.in_(list(batch))))
+                    for r in conn.execute(query.where(dpi_document.c.document_id.in_(list(batch))))
                 }
             except (ValueError, TypeError):
                 # A value the driver cannot convert (a date that is not a date) spoils the batch:
                 # read the documents one by one so only the faulty ones are refused.
-                rows = {document_id: _read_one(conn, document_id) for document_id in batch}
+                rows = {document_id: _read_one(conn, query, document_id) for document_id in batch}
         for document_id, replaces in batch.items():
             row = rows.get(document_id)
             if isinstance(row, CdaError):

@@ -72,7 +72,17 @@ def test_audit_writes_the_contract_json_csv_and_worklist(tmp_path: Path, dpi: st
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(out.read_text())
-    assert list(report) == ["as_of", "rule", "total", "selected", "excluded", "by_kind"]
+    # The DESIGN §11 keys first, then the extensions (minors, warnings).
+    assert list(report) == [
+        "as_of",
+        "rule",
+        "total",
+        "selected",
+        "excluded",
+        "by_kind",
+        "minors",
+        "warnings",
+    ]
     assert report["rule"] == "history-5y"
     assert report["total"] == 7
     assert report["selected"] == 1

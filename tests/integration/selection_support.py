@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,9 +21,10 @@ def matricule(body13: str) -> str:
 
 
 def patient(ipp: str, **overrides: Any) -> dict[str, Any]:
+    """A qualified man born 1 January 1980 whose INS (its own, per IPP) encodes exactly that."""
     row = {
         "ipp": ipp,
-        "ins_matricule": matricule("1800175123456"),
+        "ins_matricule": matricule(f"18001751{zlib.crc32(ipp.encode()) % 100_000:05d}"),
         "ins_oid": TEST_INS_OID,
         "identity_status": "QUAL",
         "identity_doubtful": False,
@@ -74,6 +76,7 @@ def stay(stay_id: str, ipp: str, admitted_at: dt.datetime, **overrides: Any) -> 
         "discharged_at": None,
         "status": "finished",
         "unit_code": "U1",
+        "hospitalisation": None,
     }
     row.update(overrides)
     return row
@@ -104,6 +107,7 @@ def document(
         "invisible_legal_rep": False,
         "sent_live_at": None,
         "dmp_unique_id": None,
+        "withheld": None,
     }
     row.update(overrides)
     return row

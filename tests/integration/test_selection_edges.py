@@ -98,7 +98,7 @@ def test_identity_edges_corsica_nia_and_keys(engine: sa.Engine) -> None:
         engine,
         {
             "patients": [
-                patient("corsica", ins_matricule=corsican),
+                patient("corsica", ins_matricule=corsican, sex="F"),
                 patient(
                     "nia", ins_matricule=matricule("3800199123456"), ins_oid="1.2.250.1.213.1.4.9"
                 ),
@@ -117,7 +117,8 @@ def test_identity_edges_corsica_nia_and_keys(engine: sa.Engine) -> None:
         },
     )
     assert got["corsica"].decision == "selected"
-    assert got["nia"].decision == "selected"
+    # The only NIA OID is a production one: a test DMP (the default environment) never gets it.
+    assert got["nia"].reason is Reason.INS_WRONG_ENVIRONMENT
     assert got["bad-key"].reason is Reason.INS_INVALID
     assert got["lower-2a"].reason is Reason.INS_INVALID
     assert got["other-oid"].reason is Reason.INS_MISSING

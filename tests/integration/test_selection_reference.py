@@ -4,7 +4,9 @@
 converts every created_at to an instant (fold=0) and compares instants, checks the INS with
 `cda.ins`, reads the PDF bytes in Python. Hypothesis builds small DPIs around the edges (the
 depth cut-off to the microsecond, 29 February, the spring gap and the autumn fold, versions out
-of order, NULL in every nullable column, Corsican and NIA matricules) on SQLite and PostgreSQL.
+of order, NULL in every nullable column, Corsican and NIA matricules, shared matricules and ones
+that contradict the traits, both DMP environments, cancelled stays and sets, withheld documents,
+minors on their 18th birthday under every `[minors]` policy) on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from hypothesis import strategies as st
 
 from backfill.selection import InMemoryLedgerFacts, Reason, Rule, Window, decide
 from backfill.selection.paris_time import instant_of, minus_years, wall_clock_of
-from cda.ins import INS_OIDS, InsTraits, matricule_problem
+from backfill.selection.rules import MinorsPolicy
+from cda.ins import INS_OIDS, InsKind, InsTraits, matricule_problem
 from connectors.dpi.contract import (
     create_contract,
     dpi_author,
@@ -45,6 +48,8 @@ class World:
     authors: dict[str, dict[str, Any]]
     documents: list[dict[str, Any]]
     facts: InMemoryLedgerFacts
+    stays: dict[str, dict[str, Any]]
+    environment: str
 
 
 def _blank(value: str | None) -> bool:
@@ -76,6 +81,38 @@ def _bytes_reason(data: bytes, pdf: bool, max_bytes: int) -> Reason | None:
     if pdf and (not data.startswith(b"%PDF-") or b"%%EOF" not in data[-1024:]):
         return Reason.CONTENT_CORRUPT
     return None
+
+
+def _contradicts(patient: dict[str, Any]) -> bool:
+    """The matricule's sex digit, birth year and month (when 01–12) against the traits."""
+    m, sex, born = patient["ins_matricule"], patient["sex"], patient["birth_date"]
+    digit, year, month = m[0], int(m[1:3]), int(m[3:5])
+    wrong_sex = (digit in "137" and sex != "M") or (digit in "248" and sex != "F")
+    return wrong_sex or year != born.year % 100 or (1 <= month <= 12 and month != born.month)
+
+
+def is_minor(world: World, patient: dict[str, Any]) -> bool:
+    """Under 18 on as_of's Paris day (born on 29 February: 18 on 1 March of a common year)."""
+    born = patient["birth_date"]
+    if born is None:
+        return False
+    today = world.as_of.astimezone(_paris()).date()
+    if born.month == 2 and born.day == 29:
+        eighteenth = dt.date(born.year + 18, 3, 1)
+    else:
+        eighteenth = born.replace(year=born.year + 18)
+    return today < eighteenth
+
+
+def minor_policy(world: World, doc: dict[str, Any]) -> str | None:
+    """The `[minors]` policy that applies to `doc`, or None when its patient is not a minor."""
+    patient = world.patients.get(doc["ipp"])
+    if patient is None or not is_minor(world, patient):
+        return None
+    unit = world.units.get(doc["unit_code"]) if doc["unit_code"] else None
+    return world.rule.minors.policy_for(
+        doc["unit_code"], unit["practice_setting_code"] if unit else None
+    )
 
 
 def reference_reasons(world: World, doc: dict[str, Any], *, identity: bool) -> set[Reason]:
@@ -119,7 +156,7 @@ def reference_reasons(world: World, doc: dict[str, Any], *, identity: bool) -> s
         reasons.add(Reason.BEFORE_COMPUTERIZATION)
     if patient is not None and (patient["deceased"] or patient["death_date"] is not None):
         reasons.add(Reason.PATIENT_DECEASED)
-    if patient is not None and patient["dmp_opposition"]:
+    if patient is not None and patient["dmp_opposition"] and rule.local_opposition == "block":
         reasons.add(Reason.PATIENT_OPPOSED)
     if patient is None:
         reasons.add(Reason.IDENTITY_NOT_QUALIFIED)
@@ -135,6 +172,17 @@ def reference_reasons(world: World, doc: dict[str, Any], *, identity: bool) -> s
         traits = InsTraits(*(patient[k] for k in _TRAITS))
         if traits.missing():
             reasons.add(Reason.INS_TRAITS_INCOMPLETE)
+        holders = [
+            o
+            for o in world.patients.values()
+            if patient["ins_matricule"] and o["ins_matricule"] == patient["ins_matricule"]
+        ]
+        if len(holders) > 1:
+            reasons.add(Reason.INS_SHARED)
+        # Only meaningful (and only reached) for a well-formed matricule and complete traits.
+        unreached = {Reason.INS_MISSING, Reason.INS_INVALID, Reason.INS_TRAITS_INCOMPLETE}
+        if not reasons & unreached and _contradicts(patient):
+            reasons.add(Reason.INS_TRAITS_INCONSISTENT)
     elif patient["identity_fictitious"]:
         reasons.add(Reason.IDENTITY_DOUBTFUL)
     if doc["ipp"] in world.facts.no_dmp and world.facts.no_dmp[doc["ipp"]] > world.as_of:
@@ -167,6 +215,21 @@ def reference_reasons(world: World, doc: dict[str, Any], *, identity: bool) -> s
         for o in world.documents
     ):
         reasons.add(Reason.REPLACEMENT_TARGET_UNKNOWN)
+    production = world.environment == "production"
+    oid = patient["ins_oid"] if patient is not None else None
+    if oid in INS_OIDS and InsKind(oid).is_production != production:
+        reasons.add(Reason.INS_WRONG_ENVIRONMENT)
+    if doc["withheld"]:
+        reasons.add(Reason.DOCUMENT_WITHHELD)
+    in_set = [o for o in world.documents if o["set_id"] == doc["set_id"]]
+    last = max(in_set, key=lambda o: o["version"])
+    if last["status"] == "cancelled" and last["version"] > doc["version"]:
+        reasons.add(Reason.SET_WITHDRAWN)
+    stay = world.stays.get(doc["stay_id"]) if doc["stay_id"] else None
+    if stay is not None and stay["status"] == "cancelled":
+        reasons.add(Reason.STAY_CANCELLED)
+    if minor_policy(world, doc) == "hold_back":
+        reasons.add(Reason.MINOR_HELD_BACK)
     return reasons
 
 
@@ -234,6 +297,11 @@ def mostly(good: object, bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 @st.composite
 def worlds(draw: st.DrawFn, files: dict[str, str]) -> World:
+    # Half the worlds keep every value that reasons 1–22 look at good and vary only what the
+    # appended reasons (23 on) look at, so that documents reach them.
+    safety = draw(st.booleans())
+    usual = (lambda good, bad: st.just(good)) if safety else mostly
+    often = (lambda good, bad: st.one_of(st.just(good), bad)) if safety else mostly
     catch_up = draw(st.booleans()) and draw(st.booleans())
     depth = None if catch_up else draw(st.sampled_from([0, 1, 4, 5, 20]))
     rule = Rule(
@@ -242,9 +310,18 @@ def worlds(draw: st.DrawFn, files: dict[str, str]) -> World:
         kinds=sorted({"CRH"} | draw(st.sets(st.sampled_from(["LDL", "CR_BIO"])))),
         depth_years=depth,
         respect_computerization=draw(st.booleans()),
-        identity_statuses=draw(st.sampled_from([["QUAL"], ["QUAL", "VALI"]])),
         media_types=draw(st.sampled_from([["application/pdf"], ["application/pdf", "text/plain"]])),
         max_content_bytes=draw(st.sampled_from([60, 100_000])),
+        local_opposition=draw(st.sampled_from(["block", "ask_dmp"])),
+        minors=MinorsPolicy(
+            default=draw(POLICIES),
+            sensitive=draw(POLICIES),
+            sensitive_units=draw(st.sampled_from([[], ["U1"], ["U2", "UX"]])),
+            units=draw(st.sampled_from([{}, {"U2": "hold_back"}, {"U1": "send"}])),
+            practice_settings=draw(
+                st.sampled_from([{}, {"X": "invisible_to_legal_representatives"}])
+            ),
+        ),
     )
     # The reference instant: near a change of clocks, 29 February, or an ordinary day; with a
     # depth, often exactly `depth` years after such a day so the cut-off lands on the edge.
@@ -314,35 +391,60 @@ def worlds(draw: st.DrawFn, files: dict[str, str]) -> World:
             "specialty_code": None,
         },
     }
+    # Birth dates: an adult, or a minor around the 18th birthday (the day before, of, after).
+    near_majority = st.sampled_from([-1, 0, 1]).map(
+        lambda delta: (
+            minus_years(dt.datetime.combine(as_of_paris.date(), dt.time()), 18).date()
+            + dt.timedelta(days=delta)
+        )
+    )
     patients = {}
+    own_matricules = []
     for n in range(draw(st.integers(1, 3))):
         ipp = f"P{n}"
+        born = draw(often(dt.date(1980, 2, 29), st.one_of(near_majority, st.just(None))))
+        # The patient's own matricule says what the traits say (F, year and month of birth).
+        own = matricule(f"2{(born or dt.date(1980, 2, 1)).strftime('%y%m')}75123{n:03d}")
+        own_matricules.append(own)
         patients[ipp] = {
             "ipp": ipp,
-            "ins_matricule": draw(mostly(matricule("1800175123456"), MATRICULES)),
-            "ins_oid": draw(mostly(TEST_OID, st.sampled_from([*sorted(INS_OIDS), "1.2.3", None]))),
-            "identity_status": draw(mostly("QUAL", st.sampled_from(["VALI", "PROV", "RECUP"]))),
-            "identity_doubtful": draw(mostly(False, st.just(True))),
-            "identity_fictitious": draw(mostly(False, st.just(True))),
-            "birth_family_name": draw(mostly("NOM", TEXT)),
-            "birth_given_names": draw(mostly("JEAN PAUL", TEXT)),
-            "first_birth_given_name": draw(mostly("JEAN", TEXT)),
+            "ins_matricule": draw(
+                often(own, st.one_of(MATRICULES, st.sampled_from(own_matricules)))
+            ),
+            "ins_oid": draw(often(TEST_OID, st.sampled_from([*sorted(INS_OIDS), "1.2.3", None]))),
+            "identity_status": draw(usual("QUAL", st.sampled_from(["VALI", "PROV", "RECUP"]))),
+            "identity_doubtful": draw(usual(False, st.just(True))),
+            "identity_fictitious": draw(usual(False, st.just(True))),
+            "birth_family_name": draw(usual("NOM", TEXT)),
+            "birth_given_names": draw(usual("JEAN PAUL", TEXT)),
+            "first_birth_given_name": draw(usual("JEAN", TEXT)),
             "used_family_name": draw(st.sampled_from([None, "X"])),
             "used_given_name": draw(st.sampled_from([None, "X"])),
-            "sex": draw(mostly("F", st.sampled_from(["M", "U", None, "m"]))),
-            "birth_date": draw(mostly(dt.date(1980, 2, 29), st.sampled_from([None]))),
-            "birth_place_code": draw(mostly("2A004", st.sampled_from(["99100", "", " ", None]))),
-            "deceased": draw(mostly(False, st.just(True))),
-            "death_date": draw(mostly(None, st.just(dt.date(2020, 1, 1)))),
-            "dmp_opposition": draw(mostly(False, st.just(True))),
+            "sex": draw(often("F", st.sampled_from(["M", "U", None, "m"]))),
+            "birth_date": born,
+            "birth_place_code": draw(usual("2A004", st.sampled_from(["99100", "", " ", None]))),
+            "deceased": draw(usual(False, st.just(True))),
+            "death_date": draw(usual(None, st.just(dt.date(2020, 1, 1)))),
+            "dmp_opposition": draw(often(False, st.just(True))),
         }
+    stays = {
+        "ST1": {"stay_id": "ST1", "ipp": "P0", "encounter_type": "IMP",
+                "admitted_at": base, "discharged_at": None, "status": "finished",
+                "unit_code": "U1", "hospitalisation": None},
+        "ST2": {"stay_id": "ST2", "ipp": "P0", "encounter_type": "EXTERNE",
+                "admitted_at": base, "discharged_at": None,
+                "status": draw(st.sampled_from(["cancelled", "finished", "planned"])),
+                "unit_code": "U2", "hospitalisation": None},
+    }  # fmt: skip
     uris = [*files.values(), "file:///nonexistent/x.pdf", "", " ", "https://elsewhere/x.pdf"]
     documents = []
     for n in range(draw(st.integers(1, 6))):
         anchor = draw(st.sampled_from(anchors))
         micro = draw(st.sampled_from([0, 0, 1, -1]))
         created = anchor + dt.timedelta(seconds=draw(OFFSETS), microseconds=micro)
-        content, uri = draw(mostly(PDF, CONTENTS)), None
+        if safety and depth:
+            created = as_of_paris - dt.timedelta(days=draw(st.integers(1, 300)))
+        content, uri = draw(usual(PDF, CONTENTS)), None
         if content == "uri":
             content, uri = None, draw(st.sampled_from(uris))
         documents.append(
@@ -350,26 +452,27 @@ def worlds(draw: st.DrawFn, files: dict[str, str]) -> World:
                 "document_id": f"D{n}",
                 "set_id": draw(st.sampled_from(["S1", "S2", f"D{n}"])),
                 "version": draw(st.integers(1, 3)),
-                "ipp": draw(mostly("P0", st.sampled_from([*patients, "PX"]))),
-                "stay_id": None,
-                "kind": draw(mostly("CRH", st.sampled_from(["LDL", "CR_BIO"]))),
+                "ipp": draw(usual("P0", st.sampled_from([*patients, "PX"]))),
+                "stay_id": draw(st.sampled_from([None, "ST1", "ST2", "STX"])),
+                "kind": draw(usual("CRH", st.sampled_from(["LDL", "CR_BIO"]))),
                 "title": "t",
                 "created_at": created,
-                "status": draw(mostly("validated", st.sampled_from(["draft", "cancelled"]))),
-                "author_id": draw(mostly("A1", st.sampled_from(["A2", "A3", "AX", None]))),
-                "legal_authenticator_id": draw(mostly(None, st.sampled_from(["A1", "A2", "AX"]))),
+                "status": draw(often("validated", st.sampled_from(["draft", "cancelled"]))),
+                "author_id": draw(usual("A1", st.sampled_from(["A2", "A3", "AX", None]))),
+                "legal_authenticator_id": draw(usual(None, st.sampled_from(["A1", "A2", "AX"]))),
                 "authenticated_at": None,
-                "unit_code": draw(mostly("U1", st.sampled_from(["U2", "UX", None]))),
+                "unit_code": draw(often("U1", st.sampled_from(["U2", "UX", None]))),
                 "mime_type": draw(
-                    mostly(PDF_TYPE, st.sampled_from(["Application/PDF", "text/plain", None]))
+                    usual(PDF_TYPE, st.sampled_from(["Application/PDF", "text/plain", None]))
                 ),
                 "content": content,
                 "content_uri": uri,
-                "masked_ps": draw(mostly(False, st.just(True))),
-                "invisible_patient": draw(mostly(False, st.just(True))),
+                "masked_ps": draw(usual(False, st.just(True))),
+                "invisible_patient": draw(usual(False, st.just(True))),
                 "invisible_legal_rep": draw(st.booleans()),
-                "sent_live_at": draw(mostly(None, st.just(dt.datetime(2020, 5, 5, 5, 5)))),
+                "sent_live_at": draw(usual(None, st.just(dt.datetime(2020, 5, 5, 5, 5)))),
                 "dmp_unique_id": draw(st.sampled_from([None, None, f"2.25.{n}"])),
+                "withheld": draw(often(None, st.sampled_from([True, False]))),
             }
         )
     facts = InMemoryLedgerFacts()
@@ -387,7 +490,13 @@ def worlds(draw: st.DrawFn, files: dict[str, str]) -> World:
         if (doc["set_id"], doc["version"]) not in seen:
             seen.add((doc["set_id"], doc["version"]))
             unique_docs.append(doc)
-    return World(rule, as_of, window, patients, units, authors, unique_docs, facts)
+    environment = draw(often("test", st.just("production")))
+    return World(
+        rule, as_of, window, patients, units, authors, unique_docs, facts, stays, environment
+    )
+
+
+POLICIES = st.sampled_from(["send", "invisible_to_legal_representatives", "hold_back"])
 
 
 MATRICULES = st.one_of(
@@ -397,6 +506,14 @@ MATRICULES = st.one_of(
             matricule("280012A123456"),
             matricule("185032B123456"),
             matricule("3800199123456"),  # NIA-like
+            matricule("2800275123001"),  # the first patient's own
+            matricule("1800275123001"),  # a man's sex digit
+            matricule("2810275123001"),  # another year
+            matricule("2800375123001"),  # another month
+            matricule("2802075123001"),  # month 20: unknown, not compared
+            matricule("2809975123001"),  # month 99
+            matricule("2805275123001"),  # month 52
+            matricule("8800275123001"),  # a temporary number's sex digit (8: F)
             matricule("1800175123456")[:13] + "00",
             "1800175123456",
             "18001751234567x",
@@ -472,6 +589,7 @@ def test_sql_decisions_match_the_reference(
                     "units": world.units.values(),
                     "authors": world.authors.values(),
                     "documents": world.documents,
+                    "stays": world.stays.values(),
                 },
             )
         decisions = {
@@ -484,6 +602,7 @@ def test_sql_decisions_match_the_reference(
                 facts=world.facts,
                 identity_aside=True,
                 fetch_size=2,
+                environment=world.environment,  # type: ignore[arg-type]
             )
         }
         assert set(decisions) == {doc["document_id"] for doc in world.documents}
@@ -496,5 +615,9 @@ def test_sql_decisions_match_the_reference(
             assert got.reason_identity_aside == aside, context
             replaces = reference_replaces(world, doc) if expected is None else None
             assert got.replaces_unique_id == replaces, context
+            policy = minor_policy(world, doc)
+            assert got.minor == (policy is not None), context
+            hide = expected is None and policy == "invisible_to_legal_representatives"
+            assert got.hide_from_legal_rep == hide, context
 
     check()

@@ -48,6 +48,7 @@ def matricules(draw: st.DrawFn) -> str:
 def patients(draw: st.DrawFn) -> Patient:
     given = draw(st.lists(names(), min_size=1, max_size=4))
     return Patient(
+        identity_status="QUAL",
         ipp=draw(st.from_regex(r"[A-Z0-9]{1,12}", fullmatch=True)),
         ins_matricule=draw(matricules()),
         ins_oid=draw(

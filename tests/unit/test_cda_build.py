@@ -351,7 +351,11 @@ def test_no_input_makes_anything_but_a_cda_error_escape(specs, fields: dict) -> 
     matricule, oid, family, sex, place, rpps, title, content, kind = fields.values()
     document, patient = _example("ldl")
     patient = Patient(
-        "IPP1", matricule, oid, InsTraits(family, "A B", "A", sex, dt.date(1990, 1, 1), place)
+        "IPP1",
+        matricule,
+        oid,
+        InsTraits(family, "A B", "A", sex, dt.date(1990, 1, 1), place),
+        identity_status="QUAL",
     )
     document = dataclasses.replace(
         document, title=title, content=content, kind=kind, author=Author(rpps, "X")
@@ -378,3 +382,23 @@ def test_reprs_carry_no_identity() -> None:
     shown = repr(patient) + repr(built) + repr(patient.ins()) + repr(patient.traits)
     for secret in (patient.ins_matricule, "TESTFICTIF", "CAMILLE", "1985"):
         assert secret not in shown
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"identity_status": "RECUP"}, "identity_not_qualified"),
+        ({"identity_status": "VALI"}, "identity_not_qualified"),
+        ({"identity_status": "PROV"}, "identity_not_qualified"),
+        ({"identity_status": None}, "identity_not_qualified"),
+        ({"identity_doubtful": True}, "identity_doubtful"),
+        ({"identity_fictitious": True}, "identity_doubtful"),
+    ],
+)
+def test_the_builder_refuses_an_identity_that_is_not_qualified(changes: dict, reason: str) -> None:
+    """Second line of defence: whatever selection let through, no CDA carries such an INS."""
+    document, patient = _example("ldl")
+    with pytest.raises(InvalidIdentity) as caught:
+        build_document(document, dataclasses.replace(patient, **changes), ESTABLISHMENT)
+    assert caught.value.reason == reason
+    assert build_document(document, patient, ESTABLISHMENT).xml

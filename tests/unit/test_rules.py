@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,14 @@ def test_rule_from_a_path(tmp_path: Path) -> None:
         ('name = "x"\nkinds = ["LDL"]\ndepth_years = 5.0\n', "depth_years", "integer"),
         (GOOD + "respect_computerization = 1\n", "respect_computerization", "boolean"),
         (GOOD + 'identity_statuses = ["QUAL", "OK"]\n', "identity_statuses[1]", "identity status"),
+        (GOOD + 'identity_statuses = ["QUAL", "RECUP"]\n', "identity_statuses[1]", "only QUAL"),
+        (GOOD + 'identity_statuses = ["VALI"]\n', "identity_statuses[0]", "only QUAL"),
+        (GOOD + 'identity_statuses = ["PROV"]\n', "identity_statuses[0]", "only QUAL"),
+        ('name = "x"\nkinds = ["LDL"]\ndepth_years = 21\n', "depth_years", "at most 20"),
+        (GOOD + 'local_opposition = "ignore"\n', "local_opposition", "block"),
+        (GOOD + '[minors]\ndefault = "maybe"\n', "minors.default", "hold_back"),
+        (GOOD + '[minors]\nunits = { PSY = "hide" }\n', "minors.units.PSY", "hold_back"),
+        (GOOD + '[minors]\nsensitive_units = "PSY"\n', "minors.sensitive_units", "list"),
         (GOOD + 'mode = "catch-up"\n', "depth_years", "catch-up rule has no depth"),
         ('name = "x"\nkinds = ["LDL"]\n', "depth_years", "required"),
         ('name = "x"\nkinds = []\ndepth_years = 5\n', "kinds", "at least 1"),
@@ -70,9 +79,82 @@ def test_not_toml_and_unknown_names() -> None:
         load_rule("history-99y")
 
 
+# The contract order of DESIGN §5 and its appended reasons, written out: reasons are only ever
+# appended, so this list only ever grows at its end.
+CONTRACT_ORDER = [
+    "kind_not_selected",
+    "not_validated",
+    "superseded_version",
+    "already_in_dmp",
+    "future_dated",
+    "older_than_depth",
+    "before_computerization",
+    "patient_deceased",
+    "patient_opposed",
+    "identity_not_qualified",
+    "identity_doubtful",
+    "ins_missing",
+    "ins_invalid",
+    "ins_traits_incomplete",
+    "no_dmp",
+    "content_missing",
+    "content_unsupported_format",
+    "content_too_large",
+    "content_corrupt",
+    "author_unknown",
+    "visibility_conflict",
+    "replacement_target_unknown",
+    "ins_shared",
+    "ins_traits_inconsistent",
+    "ins_wrong_environment",
+    "document_withheld",
+    "set_withdrawn",
+    "stay_cancelled",
+    "minor_held_back",
+]
+
+
 def test_reasons_are_ranked_in_contract_order() -> None:
-    assert [r.rank for r in Reason] == list(range(1, 23))
-    assert Reason.KIND_NOT_SELECTED.rank == 1
-    assert Reason.CONTENT_CORRUPT.rank == 19
-    assert Reason.VISIBILITY_CONFLICT.rank == 21
-    assert Reason.REPLACEMENT_TARGET_UNKNOWN.rank == 22
+    assert [r.value for r in Reason] == CONTRACT_ORDER
+    assert {r.value: r.rank for r in Reason} == {
+        code: rank for rank, code in enumerate(CONTRACT_ORDER, start=1)
+    }
+
+
+def test_the_documented_reason_list_is_the_code_s() -> None:
+    """docs/selection.md's table of reasons, in order, with their numbers, is the contract's."""
+    text = (Path(__file__).parents[2] / "docs" / "selection.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d+) \| `([a-z_]+)` \|", text, flags=re.MULTILINE)
+    assert [(int(n), code) for n, code in rows] == [(r.rank, r.value) for r in Reason]
+
+
+def test_only_qualified_identities_and_at_most_twenty_years() -> None:
+    rule = parse_rule(GOOD, "x.toml")
+    assert rule.identity_statuses == ["QUAL"]
+    assert parse_rule('name = "x"\nkinds = ["LDL"]\ndepth_years = 20\n', "x").depth_years == 20
+
+
+def test_advised_against_kinds_in_a_history_rule_are_a_warning_not_an_error() -> None:
+    history = parse_rule('name = "x"\nkinds = ["LDL", "CR_BIO", "ORDO"]\ndepth_years = 5\n', "x")
+    assert any("CR_BIO, ORDO" in w and "advises against" in w for w in history.warnings)
+    catch_up = parse_rule('name = "c"\nmode = "catch-up"\nkinds = ["ORDO", "CR_IMG"]\n', "c")
+    assert not any("advises against" in w for w in catch_up.warnings)
+    for name in ("history-5y", "history-20y", "catch-up"):
+        assert load_rule(name).warnings == [], name
+
+
+def test_minors_policy_precedence() -> None:
+    rule = parse_rule(
+        GOOD
+        + "[minors]\n"
+        + 'default = "send"\nsensitive = "hold_back"\nsensitive_units = ["PSY", "CPEF"]\n'
+        + 'units = { CPEF = "invisible_to_legal_representatives" }\n'
+        + 'practice_settings = { HAD = "invisible_to_legal_representatives" }\n',
+        "x",
+    )
+    minors = rule.minors
+    assert minors.policy_for("PSY", "HAD") == "hold_back"  # sensitive unit before setting
+    assert minors.policy_for("CPEF", None) == "invisible_to_legal_representatives"  # unit first
+    assert minors.policy_for("MED", "HAD") == "invisible_to_legal_representatives"
+    assert minors.policy_for("MED", "ETABLISSEMENT") == "send"
+    assert minors.policy_for(None, None) == "send"
