@@ -135,7 +135,7 @@ def audit(
     instant = parse_as_of(as_of)
     window = parse_window(window_from, window_to, catch_up=rule.is_catch_up)
     for warning in rule.warnings:
-        err_console.print(f"warning: {escape(warning)}")
+        err_console.print(plain(f"warning: {warning}"))
     counts = AuditCounts()
     worklist = Worklist() if worklist_file is not None else None
     exported: list[Decision] = []
