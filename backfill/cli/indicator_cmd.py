@@ -25,7 +25,8 @@ from backfill.indicator import (
     measure_month,
 )
 from backfill.indicator_sources import load_ledger_acks
-from backfill.outputs import write_output
+from backfill.outputs import plain, write_output
+from backfill.reconcile import reconcile_configured
 from backfill.selection import load_rule
 
 __all__ = ["bonus", "indicator"]
@@ -105,6 +106,14 @@ def indicator(
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write the month's figure as JSON here.")
     ] = None,
+    reconcile: Annotated[
+        bool,
+        typer.Option(
+            "--reconcile",
+            help="Also compare what the ledger says is in the DMP with what the DMP holds "
+            "(exit 1 when they differ).",
+        ),
+    ] = False,
 ) -> None:
     """DS1.4 for a month with its breakdown (the current month is month to date)."""
     settings = state.settings()
@@ -117,8 +126,22 @@ def indicator(
             f"{wanted} is still running: its figure is month to date; "
             f"{figures[0].ds14.month} is the last complete month."
         )
+    payload = figures[-1].ds14.as_json()
+    differences = 0
+    if reconcile:
+        result = reconcile_configured(settings)
+        payload["reconciliation"] = result.as_json()
+        differences = len(result.differences)
+        out_console.print(
+            f"reconciliation with the DMP: {result.matched} acknowledged documents held as "
+            f"recorded, {result.live_feed} held from the live feed, {differences} differences"
+        )
+        for difference in result.differences:
+            out_console.print(plain(f"  {difference.kind}: {difference.describe()}"))
     if json_file is not None:
-        _write_json(json_file, figures[-1].ds14.as_json())
+        _write_json(json_file, payload)
+    if differences:
+        raise typer.Exit(1)
 
 
 # ---- bonus --------------------------------------------------------------------------------------
