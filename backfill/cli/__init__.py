@@ -8,6 +8,7 @@ from backfill.cli import (
     demo_cmd,  # noqa: F401
     dpi_cmd,  # noqa: F401
     indicator_cmd,  # noqa: F401
+    ledger_cmd,  # noqa: F401
     mock_dmp_cmd,  # noqa: F401
     validate_cmd,  # noqa: F401
 )

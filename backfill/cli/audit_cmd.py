@@ -15,6 +15,7 @@ from backfill.cli._app import app, err_console, out_console, state
 from backfill.databases import open_engine
 from backfill.documents import build_selected
 from backfill.errors import ConfigError, DataSourceError
+from backfill.ledger import Ledger
 from backfill.outputs import export_name, open_output, plain, private_folder, write_output
 from backfill.selection import Window, decide, load_rule
 from backfill.selection.audit import AuditCounts, DecisionCsv, reason_table
@@ -139,6 +140,9 @@ def audit(
     counts = AuditCounts()
     worklist = Worklist() if worklist_file is not None else None
     exported: list[Decision] = []
+    # The ledger's facts (acknowledged by us → 4, no DMP → 15), read only: an audit never
+    # creates or upgrades a ledger; none yet means no facts.
+    ledger = Ledger.open_existing(settings.ledger.url)
     engine = open_engine(settings.dpi.url, "DPI", check=False, must_exist=True)
     try:
         stream = decide(
@@ -150,6 +154,7 @@ def audit(
             fetch_size=settings.dpi.fetch_size,
             identity_aside=worklist is not None,
             environment=settings.dmp.environment,
+            facts=ledger,
         )
         with contextlib.ExitStack() as csv_output:
             writer = (
@@ -181,6 +186,8 @@ def audit(
         raise ConfigError(f"cannot write the audit output: {exc}") from None
     finally:
         engine.dispose()
+        if ledger is not None:
+            ledger.close()
     if json_file is not None:
         try:
             counts.write_json(json_file, rule, instant)

@@ -8,6 +8,7 @@ refused, naming both revisions. `current_revision` reads the stamp without chang
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -19,8 +20,13 @@ from sqlalchemy.engine import Connection
 
 from backfill.errors import LedgerSchemaError
 from backfill.ledger.schema import VERSION_TABLE
+from backfill.logs import get_logger
 
 __all__ = ["current_revision", "head_revision", "upgrade"]
+
+# Alembic narrates every connection at INFO; the engine says itself when a ledger changes.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+log = get_logger(__name__)
 
 # A plain folder inside the package: a wheel installs it as files, which Alembic needs.
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -66,10 +72,15 @@ def check_known(revision: str | None, where: str) -> None:
 
 def upgrade(conn: Connection, where: str) -> None:
     """Bring the ledger on `conn` (inside a transaction) to the head revision."""
-    check_known(current_revision(conn), where)
+    before = current_revision(conn)
+    check_known(before, where)
+    head = head_revision()
+    if before == head:
+        return
     config = _config()
     config.attributes["connection"] = conn
     command.upgrade(config, "head")
+    log.info("ledger schema upgraded", ledger=where, from_revision=before, to_revision=head)
 
 
 def has_version_table(conn: Connection) -> bool:

@@ -994,6 +994,19 @@ class Ledger:
             _take(conn, run_id, [row.run_id for row in rows])
         return total
 
+    def retry_rejected(self, lock_file: Path, code: str | None = None) -> tuple[int, int]:
+        """`backfill retry --rejected`: under the run lock, one run of mode `retry` that requeues
+        the rejected documents (all, or those with `code`); (run id, how many)."""
+        with self.lock(lock_file):
+            run_id = self.start_run(mode="retry", options={"rejected": True, "code": code})
+            try:
+                count = self.requeue_rejected(run_id, code)
+            except BaseException:
+                self.finish_run(run_id, exit_status=1, counts={})
+                raise
+            self.finish_run(run_id, exit_status=0, counts={"requeued": count})
+        return run_id, count
+
     def counts(self) -> dict[DocState, int]:
         """Documents by state (every state present)."""
         with self._read() as conn:

@@ -21,13 +21,13 @@ def sending(document_id: str, *, content: bytes = b"cda") -> SendingDocument:
 
 
 def select(ledger: Ledger, run_id: int, *document_ids: str, ipp: str = "P1") -> None:
-    ledger.record_selected(run_id, [Selected(doc, f"S-{doc}", 1, ipp) for doc in document_ids])
+    ledger.record_selected(run_id, [Selected(doc, doc, 1, ipp) for doc in document_ids])
 
 
 def drive(
     ledger: Ledger, run_id: int, document_id: str, state: DocState, *, ipp: str = "P1"
 ) -> None:
-    """Record `document_id` as selected and move it to `state` the way a run would."""
+    """Record `document_id` (its own set, version 1) as selected and move it to `state` the way a run would."""
     select(ledger, run_id, document_id, ipp=ipp)
     if state == DocState.SELECTED:
         return
