@@ -28,6 +28,7 @@ from pydantic_settings import (
 
 from backfill.bonus import BonusError, window_named
 from backfill.errors import ConfigError
+from cda.codes import FACILITY_TYPES
 from cda.model import Establishment
 from connectors.dmp.client import services_url_problem
 from connectors.dmp.vihf import VihfIdentity
@@ -92,6 +93,15 @@ class EstablishmentSettings(_Section):
         return value
 
     _oid = field_validator("oid_root")(classmethod(lambda cls, v: _check_oid(v)))
+
+    @field_validator("facility_type_code")
+    @classmethod
+    def _facility_type(cls, value: str) -> str:
+        if value not in FACILITY_TYPES:
+            raise ValueError(
+                f"{value!r} is not in the JDV_J02 value set: one of {', '.join(FACILITY_TYPES)}"
+            )
+        return value
 
     def as_cda(self) -> Establishment:
         """The builder's view of the establishment; it derives the OIDs under `oid_root`."""

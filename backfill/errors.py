@@ -4,6 +4,7 @@
      ├── ConfigError                    exit 2: a wrong or missing setting, named with its file or variable
      ├── RuleError                      exit 2: a rule file that does not validate, named with its key
      ├── DataSourceError                exit 1: the DPI or ledger database cannot be reached or read
+     │    └── DatabaseAuthError         exit 2: the database refused who we are (role, password)
      ├── LockHeld                       exit 1: another run holds the lock
      └── LedgerError                    exit 1: the ledger refused an operation
           ├── LedgerSchemaError         exit 2: the ledger's schema is newer (or older) than this engine
@@ -22,6 +23,7 @@ __all__ = [
     "BackfillError",
     "ConfigError",
     "DataSourceError",
+    "DatabaseAuthError",
     "LedgerError",
     "LedgerMissing",
     "LedgerSchemaError",
@@ -51,6 +53,12 @@ class RuleError(BackfillError):
 
 class DataSourceError(BackfillError):
     """A database the engine reads (DPI) or writes (ledger) is unreachable or unreadable."""
+
+
+class DatabaseAuthError(DataSourceError):
+    """The database answered but refused our credentials: an authentication error (DESIGN §11)."""
+
+    exit_code = 2
 
 
 class LockHeld(BackfillError):

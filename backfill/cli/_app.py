@@ -8,6 +8,7 @@ errors are logged (redacted) with their traceback and summarised in one line.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from backfill.config import Settings, load_settings
 from backfill.errors import BackfillError
@@ -23,8 +25,35 @@ from backfill.logs import configure_logging, get_logger, redact_text
 
 __all__ = ["AppState", "app", "err_console", "main", "out_console", "state"]
 
+# What a shell reports for a program ended by SIGPIPE: `backfill … | head` ends like `seq … | head`.
+CLOSED_PIPE_EXIT = 128 + 13
+
+
+def _end_on_closed_pipe() -> typer.Exit:
+    """The reader of stdout went away (`| head`): stop quietly, with no last failing flush."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return typer.Exit(CLOSED_PIPE_EXIT)
+
+
+class _ErrorBoundary(TyperGroup):
+    """Every command runs inside this: a closed stdout ends it quietly (Click would exit 1)."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            result = super().invoke(ctx)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise _end_on_closed_pipe() from None
+        return result
+
+
 app = typer.Typer(
     name="backfill",
+    cls=_ErrorBoundary,
     help="Send the documents of earlier stays from the DPI to the DMP, and measure DS1.4.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -32,8 +61,16 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-out_console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _Console(Console):
+    """Rich would end the process itself (exit 1) on a closed pipe; leave it to the boundary."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
+out_console = _Console(highlight=False, soft_wrap=True)
+err_console = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @dataclass

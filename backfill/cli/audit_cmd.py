@@ -125,10 +125,14 @@ def audit(
         typer.Option("--export-cda", help="Write the CDA of up to --limit selected documents."),
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", min=1, help="How many documents --export-cda writes.")
-    ] = 10,
+        int | None,
+        typer.Option("--limit", min=1, help="How many documents --export-cda writes (default 10)."),
+    ] = None,
 ) -> None:
     """Decide every document of the DPI under a rule and count why; nothing is sent."""
+    if limit is not None and export_dir is None:
+        raise ConfigError("--limit applies to --export-cda only (e.g. --export-cda DIR --limit 5)")
+    limit = limit or 10
     settings = state.settings()
     settings.require("dpi.url")
     assert settings.dpi.url is not None

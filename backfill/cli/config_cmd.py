@@ -16,5 +16,7 @@ def show_config() -> None:
     for section in ("dpi", "ledger", "dmp"):
         if data[section].get("url"):
             data[section]["url"] = describe_url(data[section]["url"])
+    # Settings computed from others are shown as used, not as the null that means "derive it".
+    data["vihf"]["structure_id"] = settings.structure_id
     data["_source_file"] = str(settings.source_file) if settings.source_file else None
     out_console.print_json(json.dumps(data))

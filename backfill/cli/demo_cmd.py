@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import httpx
 import typer
@@ -27,6 +26,7 @@ from backfill.errors import ConfigError
 from backfill.outputs import export_name, open_output, private_folder, write_output
 from backfill.selection import DEFAULT_RULE, Decision, decide, load_rule
 from backfill.selection.audit import AuditCounts, DecisionCsv, reason_table
+from backfill.selection.paris_time import PARIS
 from cda.build import BuiltDocument
 from cda.validate import validate
 from connectors.dmp_mock.app import MockConfig
@@ -54,9 +54,6 @@ class DemoContext:
     def content_root(self) -> Path:
         """The synthetic DPI's share: its `file:` documents are read from here only."""
         return self.workdir / "dpi-files"
-
-
-PARIS = ZoneInfo("Europe/Paris")
 
 
 def _generate_dpi(ctx: DemoContext) -> None:

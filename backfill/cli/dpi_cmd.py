@@ -16,6 +16,7 @@ from backfill.databases import describe_url, open_engine, translate_errors
 from backfill.errors import BackfillError, ConfigError
 from backfill.logs import get_logger
 from backfill.outputs import plain
+from backfill.selection.paris_time import parse_day
 from connectors.dpi.summary import DpiSummary, summarize
 from connectors.dpi.synthetic import GenerationError, GenerationOptions, generate
 from connectors.dpi.synthetic.generator import sqlite_speedups
@@ -195,8 +196,6 @@ def _dpi_url(given: str | None) -> str:
 
 def _parse_date(value: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date like 2026-11-01", param_hint="--as-of"
-        ) from None
+        return parse_day(value)
+    except ValueError as exc:
+        raise ConfigError(f"--as-of: {exc}") from None

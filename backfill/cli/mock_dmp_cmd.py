@@ -13,7 +13,7 @@ import typer
 import uvicorn
 
 from backfill.cli._app import app, err_console, state
-from backfill.databases import describe_url
+from backfill.databases import describe_url, require_driver
 from backfill.errors import ConfigError
 from connectors.dmp.client import REPOSITORY_PATH, SERVICES_PATH
 from connectors.dmp_mock.app import MockConfig
@@ -63,6 +63,12 @@ def mock_dmp(
     max_body_mb: Annotated[
         int, typer.Option("--max-body-mb", min=1, help="Largest request accepted.")
     ] = 64,
+    port_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--port-file", help="Write the port bound (useful with --port 0) to this file."
+        ),
+    ] = None,
 ) -> None:
     """Serve the mock DMP: ITI-41 at /si-dmp-server/v2/services/repository, control at /_mock/."""
     state.settings()  # logging as configured
@@ -74,6 +80,9 @@ def mock_dmp(
         if path is not None and not path.is_file():
             raise ConfigError(f"{path}: file not found")
     tls = TlsFiles(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
+    if tls is not None:
+        _check_tls(tls)
+    require_driver(db, "mock store")
     config = MockConfig(
         db_url=db, rate=rate, unknown_patients=unknown_patients.value.upper(), control=control,
         max_body_bytes=max_body_mb * 1024 * 1024,
@@ -95,9 +104,37 @@ def mock_dmp(
         ) from None
     with listener:
         scheme = "https" if tls else "http"
+        bound = listener.getsockname()[1]
+        if port_file is not None:
+            try:
+                port_file.write_text(f"{bound}\n", encoding="ascii")
+            except OSError as exc:
+                raise ConfigError(
+                    f"--port-file {port_file}: cannot write: {exc.strerror or exc}"
+                ) from None
         err_console.print(
-            f"mock DMP on {scheme}://{host}:{port}{REPOSITORY_PATH} (store {describe_url(db)}"
+            f"mock DMP on {scheme}://{host}:{bound}{REPOSITORY_PATH} (store {describe_url(db)}"
             f"{', mutual TLS' if client_ca else ''}{', control plane on loopback' if control else ''});"
-            f" set dmp.url = {scheme}://{host}:{port}{SERVICES_PATH}"
+            f" set dmp.url = {scheme}://{host}:{bound}{SERVICES_PATH}"
         )
         uvicorn.Server(server_config).run(sockets=[listener])
+
+
+def _check_tls(tls: TlsFiles) -> None:
+    """Load the TLS files now, so a file that is not PEM is one line naming it, not uvicorn's error."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(tls.cert, tls.key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"--tls-cert {tls.cert} / --tls-key {tls.key}: not a PEM certificate and its private "
+            f"key ({getattr(exc, 'reason', None) or exc})"
+        ) from None
+    if tls.client_ca is not None:
+        try:
+            context.load_verify_locations(cafile=tls.client_ca)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"--client-ca {tls.client_ca}: not a PEM CA certificate "
+                f"({getattr(exc, 'reason', None) or exc})"
+            ) from None

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from backfill.outputs import SafeCsvWriter, plain, write_output
 from backfill.selection.decisions import Decision
+from backfill.selection.paris_time import shown
 from backfill.selection.reasons import Reason
 from backfill.selection.rules import Rule
 
@@ -118,9 +119,7 @@ class DecisionCsv:
 def reason_table(counts: AuditCounts, rule: Rule, as_of: dt.datetime) -> Table:
     """Reasons with their counts and share of all documents, in contract order."""
     table = Table(
-        title=plain(
-            f"rule {rule.name} at {as_of.isoformat(timespec='seconds')}: {counts.total} documents"
-        ),
+        title=plain(f"rule {rule.name} at {shown(as_of)} (Paris time): {counts.total} documents"),
         title_justify="left",
     )
     table.add_column("#", justify="right")

@@ -15,17 +15,49 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 __all__ = [
+    "EARLIEST_DAY",
+    "LATEST_DAY",
     "PARIS",
     "WallClockSet",
     "instant_of",
     "minus_years",
+    "parse_day",
     "parse_instant",
+    "shown",
     "wall_clock_after",
     "wall_clock_of",
 ]
 
 PARIS = ZoneInfo("Europe/Paris")
 _MICRO = dt.timedelta(microseconds=1)
+
+# The dates a command accepts (--as-of, --from, --to): wide enough for any hospital's history,
+# narrow enough that depths of up to 200 years and a day either side never leave `datetime`.
+EARLIEST_DAY = dt.date(1900, 1, 1)
+LATEST_DAY = dt.date(2199, 12, 31)
+_RANGE = f"dates from {EARLIEST_DAY.isoformat()} to {LATEST_DAY.isoformat()} are accepted"
+
+
+def _in_range(text: str, day: dt.date) -> None:
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise ValueError(f"{text!r} is out of range: {_RANGE}")
+
+
+def parse_day(text: str) -> dt.date:
+    """An ISO date (YYYY-MM-DD) within the accepted range."""
+    try:
+        day = dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date like 2026-11-01") from None
+    _in_range(text, day)
+    return day
+
+
+def shown(instant: dt.datetime) -> str:
+    """An instant as people read it: Paris time with its offset, e.g. 2026-12-01 22:15:00+01:00."""
+    if instant.tzinfo is None:
+        raise ValueError("an instant needs a time zone")
+    return instant.astimezone(PARIS).isoformat(sep=" ", timespec="seconds")
 
 
 def instant_of(wall: dt.datetime) -> dt.datetime:
@@ -48,17 +80,18 @@ def parse_instant(text: str, *, end_of_day: bool = False) -> dt.datetime:
     """
     value = text.strip()
     try:
-        if len(value) == 10:
-            day = dt.date.fromisoformat(value)
-            wall = dt.datetime.combine(day, dt.time())
-            if end_of_day:
-                wall += dt.timedelta(days=1)
-            return instant_of(wall)
-        parsed = dt.datetime.fromisoformat(value)
+        parsed = (
+            dt.datetime.combine(dt.date.fromisoformat(value), dt.time())
+            if len(value) == 10
+            else dt.datetime.fromisoformat(value)
+        )
     except ValueError:
         raise ValueError(
             f"{text!r} is not an ISO date or date-time (e.g. 2024-03-10 or 2024-03-10T14:00:00+01:00)"
         ) from None
+    _in_range(text, parsed.date())
+    if len(value) == 10 and end_of_day:
+        parsed += dt.timedelta(days=1)
     return instant_of(parsed) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
 
 

@@ -200,6 +200,10 @@ def load_rule(name_or_path: str | Path | None = None) -> Rule:
     """A rule from a file path, or a shipped rule by name (default `history-5y`)."""
     spec = str(name_or_path or DEFAULT_RULE)
     path = Path(spec)
+    if path.is_dir():
+        raise RuleError(f"{path}: is a folder, not a rule file (give the path of a .toml rule)")
+    if path.exists() and not path.is_file():
+        raise RuleError(f"{path}: is not a regular file (a device or a pipe), not a rule file")
     if path.is_file():
         try:
             return parse_rule(path.read_text(encoding="utf-8"), str(path))
