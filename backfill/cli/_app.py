@@ -48,6 +48,9 @@ class _ErrorBoundary(TyperGroup):
             sys.stdout.flush()
         except BrokenPipeError:
             raise _end_on_closed_pipe() from None
+        except KeyboardInterrupt:  # Click would exit 130 without a word
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
         return result
 
 

@@ -22,6 +22,7 @@ from backfill.selection.audit import AuditCounts, DecisionCsv, reason_table
 from backfill.selection.decisions import Decision
 from backfill.selection.paris_time import parse_instant
 from backfill.selection.worklist import Worklist
+from connectors.dpi.synthetic.generator import INTERRUPTED, generation_state
 
 __all__ = ["audit", "parse_as_of", "parse_window"]
 
@@ -149,6 +150,8 @@ def audit(
     ledger = Ledger.open_existing(settings.ledger.url)
     engine = open_engine(settings.dpi.url, "DPI", check=False, must_exist=True)
     try:
+        with engine.connect() as conn:
+            generation = generation_state(conn)
         stream = decide(
             engine,
             rule,
@@ -198,3 +201,8 @@ def audit(
         except OSError as exc:
             raise ConfigError(f"cannot write {json_file}: {exc.strerror or exc}") from None
     out_console.print(reason_table(counts, rule, instant))
+    if generation == INTERRUPTED:
+        out_console.print(
+            f"warning: this synthetic DPI is {INTERRUPTED}: the counts cover only the patients "
+            "written before its generation stopped"
+        )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +13,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from backfill.cli._app import app, out_console, state
+from backfill.cli._app import app, err_console, out_console, state
 from backfill.databases import describe_url, open_engine, translate_errors
 from backfill.errors import BackfillError, ConfigError
 from backfill.logs import get_logger
@@ -19,7 +21,7 @@ from backfill.outputs import plain
 from backfill.selection.paris_time import parse_day
 from connectors.dpi.summary import DpiSummary, summarize
 from connectors.dpi.synthetic import GenerationError, GenerationOptions, generate
-from connectors.dpi.synthetic.generator import sqlite_speedups
+from connectors.dpi.synthetic.generator import INTERRUPTED, sqlite_speedups
 
 __all__ = ["default_files_dir", "print_summary", "run_generation"]
 
@@ -74,9 +76,7 @@ def run_generation(
     )
     try:
         with translate_errors("DPI", url):
-            report = generate(
-                engine, options, progress=lambda n: log.debug("dpi.generate.progress", patients=n)
-            )
+            report = generate(engine, options, progress=_progress)
             summary = summarize(engine)
     except GenerationError as exc:
         raise BackfillError(str(exc)) from exc
@@ -97,6 +97,19 @@ def run_generation(
     return summary
 
 
+# Tests only: after the first batch, write the count to this file and wait for a signal, so a
+# test can interrupt a generation at a known point (tests/acceptance/test_dpi_generate_safety.py).
+HOLD_ENV = "BACKFILL_TEST_HOLD_GENERATION"
+
+
+def _progress(patients: int) -> None:
+    log.debug("dpi.generate.progress", patients=patients)
+    hold = os.environ.get(HOLD_ENV)
+    if hold and not Path(hold).exists() and hasattr(signal, "pause"):
+        Path(hold).write_text(str(patients), encoding="ascii")
+        signal.pause()
+
+
 def _table(title: str, counts: dict[str, int], total: int) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column(title.rsplit(" ", maxsplit=1)[-1])
@@ -108,8 +121,14 @@ def _table(title: str, counts: dict[str, int], total: int) -> Table:
 
 
 def print_summary(summary: DpiSummary) -> None:
+    if summary.generation == INTERRUPTED:
+        err_console.print(
+            f"warning: this synthetic DPI is {INTERRUPTED}: its generation did not finish; "
+            "generate it again with --replace"
+        )
     out_console.print(
-        f"DPI: {summary.patients} patients ({summary.deceased} deceased, {summary.opposed} opposed), "
+        (f"DPI ({INTERRUPTED}): " if summary.generation == INTERRUPTED else "DPI: ")
+        + f"{summary.patients} patients ({summary.deceased} deceased, {summary.opposed} opposed), "
         f"{summary.stays} stays, {summary.documents} document versions "
         f"({summary.sent_live} already sent by the live feed)"
     )

@@ -15,6 +15,7 @@ import uvicorn
 from backfill.cli._app import app, err_console, state
 from backfill.databases import describe_url, require_driver
 from backfill.errors import ConfigError
+from backfill.outputs import write_output
 from connectors.dmp.client import REPOSITORY_PATH, SERVICES_PATH
 from connectors.dmp_mock.app import MockConfig
 from connectors.dmp_mock.server import TlsFiles, uvicorn_config
@@ -107,7 +108,7 @@ def mock_dmp(
         bound = listener.getsockname()[1]
         if port_file is not None:
             try:
-                port_file.write_text(f"{bound}\n", encoding="ascii")
+                write_output(port_file, f"{bound}\n")
             except OSError as exc:
                 raise ConfigError(
                     f"--port-file {port_file}: cannot write: {exc.strerror or exc}"

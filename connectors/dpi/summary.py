@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from connectors.dpi.contract import dpi_document, dpi_patient, dpi_stay
-from connectors.dpi.synthetic.generator import synthetic_defect
+from connectors.dpi.synthetic.generator import generation_state, synthetic_defect
 
 __all__ = ["DpiSummary", "summarize"]
 
@@ -30,6 +30,8 @@ class DpiSummary:
     deceased: int = 0
     opposed: int = 0
     defects: dict[str, int] = field(default_factory=dict)
+    generation: str | None = None
+    """For a synthetic DPI: "complete" or "incomplete (interrupted)"; None for any other DPI."""
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -66,4 +68,5 @@ def summarize(engine: Engine) -> DpiSummary:
         )
         if sa.inspect(conn).has_table("synthetic_defect"):
             summary.defects = _grouped(conn, synthetic_defect.c.defect)
+        summary.generation = generation_state(conn)
     return summary

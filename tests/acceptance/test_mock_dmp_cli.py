@@ -77,7 +77,7 @@ def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
 
 def test_a_bad_store_url_is_one_clear_line(tmp_path: Path) -> None:
     result = run_backfill(
-        "mock-dmp", "--db", "sqlite:////nonexistent-folder/x.sqlite", cwd=tmp_path
+        "mock-dmp", "--port", "0", "--db", "sqlite:////nonexistent-folder/x.sqlite", cwd=tmp_path
     )
     assert result.returncode == 2
     assert "the store cannot be opened" in result.stderr

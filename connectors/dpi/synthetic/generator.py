@@ -3,15 +3,24 @@
 Patient i depends only on (seed, i, as_of): the same arguments give the same rows and the same
 PDF bytes whatever the batch size. Rows are written in batches of whole patients, one transaction
 per batch, so memory stays flat and an interrupted run leaves whole patients only.
+
+Completion is recorded last, in the generator's own table `synthetic_generation`: a DPI without
+that row was interrupted (`generation_state`). `replace=True` never touches the old DPI until the
+new one is whole: on SQLite it is built in a temporary file renamed over the old one, on
+PostgreSQL in a temporary schema whose tables replace the old ones in one transaction, and its
+`file:` documents in a temporary folder swapped with the old one. Every input is checked first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
 import random
+import shutil
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,17 +45,42 @@ from connectors.dpi.synthetic.hospital import make_authors, make_units
 from connectors.dpi.synthetic.people import make_patient
 from connectors.dpi.synthetic.records import DocumentRow, make_history
 
-__all__ = ["GenerationOptions", "GenerationReport", "generate", "synthetic_defect"]
+__all__ = [
+    "COMPLETE",
+    "INTERRUPTED",
+    "GenerationOptions",
+    "GenerationReport",
+    "generate",
+    "generation_state",
+    "synthetic_defect",
+    "synthetic_generation",
+]
 
-# Not part of the DPI contract: what the generator damaged on purpose, for tests and audits.
+# Not part of the DPI contract: the generator's own tables.
+own_tables = sa.MetaData()
+
+# What the generator damaged on purpose, for tests and audits.
 synthetic_defect = sa.Table(
     "synthetic_defect",
-    sa.MetaData(),
+    own_tables,
     sa.Column("ipp", sa.String(64), nullable=False),
     sa.Column("document_id", sa.String(64)),
     sa.Column("defect", sa.String(64), nullable=False),
     sa.Column("expected_reason", sa.String(64), nullable=False),
 )
+
+# One row, written in the last transaction: its absence means the generation did not finish.
+synthetic_generation = sa.Table(
+    "synthetic_generation",
+    own_tables,
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("patients", sa.Integer, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("completed_at", sa.DateTime, nullable=False),
+)
+
+COMPLETE = "complete"
+INTERRUPTED = "incomplete (interrupted)"
 
 # Just over the shipped rules' max_content_bytes (20 MB): a sparse file, so it costs no disk.
 OVERSIZE_BYTES = 20_000_001
@@ -81,10 +115,15 @@ def _pdf_for(rng: random.Random, document: DocumentRow, pdf_kb: int) -> bytes:
     return pdf_bytes(text, size=pdf_kb * 1024, seed=rng.getrandbits(64))
 
 
-def _write_file(folder: Path, document: DocumentRow, defect: str | None) -> str:
+def _write_file(
+    folder: Path, document: DocumentRow, defect: str | None, write_dir: Path | None = None
+) -> str:
+    """Write the document's file (into `write_dir` when building aside) and return its final URI."""
     path = folder / f"{document.document_id}.pdf"
     if defect == "file_missing":
         return path.as_uri()  # never written
+    uri = path.as_uri()
+    path = (write_dir or folder) / path.name
     # Patients' documents, even fictitious ones, are created private (0600, as a share should be).
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
         if defect == "file_oversize":
@@ -95,11 +134,15 @@ def _write_file(folder: Path, document: DocumentRow, defect: str | None) -> str:
             handle.write(b"PK\x03\x04 not a pdf " + (document.content or b"")[20:])
         elif defect != "file_empty":
             handle.write(document.content or b"")
-    return path.as_uri()
+    return uri
 
 
 def _patient_rows(
-    options: GenerationOptions, index: int, authors: list[str], as_of: dt.datetime
+    options: GenerationOptions,
+    index: int,
+    authors: list[str],
+    as_of: dt.datetime,
+    write_dir: Path | None = None,
 ) -> tuple[dict, list[dict], list[dict], list[defects.DefectRecord]]:
     rng = random.Random(f"{options.seed}/{index}")
     ipp = f"P{index:08d}"
@@ -133,7 +176,12 @@ def _patient_rows(
         if defect and defect not in defects.FILE_DEFECTS:
             defects.apply_document_defect(document, defect)
         if in_file:
-            document.content_uri = _write_file(options.files_dir, document, defect)  # type: ignore[arg-type]
+            document.content_uri = _write_file(
+                options.files_dir,  # type: ignore[arg-type]
+                document,
+                defect,
+                write_dir,
+            )
             document.content = None
         if defect:
             found.append(defects.DefectRecord(ipp, document.document_id, defect, expected[defect]))
@@ -145,8 +193,9 @@ def _patient_rows(
     )
 
 
-def _prepare(engine: Engine, options: GenerationOptions) -> None:
-    tables = [*metadata.sorted_tables, synthetic_defect]
+def _check_target(engine: Engine, options: GenerationOptions) -> bool:
+    """Refuse a database that holds a DPI we may not drop; True when there is one to replace."""
+    tables = [*metadata.sorted_tables, *own_tables.sorted_tables]
     existing = set(sa.inspect(engine).get_table_names())
     clash = sorted(existing & {t.name for t in tables})
     if clash and options.replace and synthetic_defect.name not in existing:
@@ -159,18 +208,29 @@ def _prepare(engine: Engine, options: GenerationOptions) -> None:
             f"the database already holds {', '.join(clash)}: generate into an empty database, "
             "or pass --replace to drop the synthetic tables first"
         )
+    return bool(clash)
+
+
+def _check_folder(folder: Path) -> None:
+    """The content folder can be created and written, before anything else is touched."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        probe = folder / f".write-test-{uuid.uuid4().hex}"
+        probe.touch(mode=0o600)
+        probe.unlink()
+    except OSError as exc:
+        raise GenerationError(
+            f"cannot write in the content folder {folder}: {exc.strerror or exc}"
+        ) from exc
+
+
+def _create_tables(engine: Engine) -> None:
+    tables = [*metadata.sorted_tables, *own_tables.sorted_tables]
     with engine.begin() as conn:
         for table in reversed(tables):
             table.drop(conn, checkfirst=True)
         create_contract(conn)
-        synthetic_defect.create(conn)
-    if options.files_dir is not None:
-        try:
-            options.files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise GenerationError(
-                f"cannot create the content folder {options.files_dir}: {exc.strerror}"
-            ) from exc
+        own_tables.create_all(conn, checkfirst=False)
 
 
 def generate(
@@ -178,14 +238,132 @@ def generate(
     options: GenerationOptions,
     progress: Callable[[int], None] | None = None,
 ) -> GenerationReport:
-    """Create the DPI tables in `engine`'s database and fill them; returns what was written."""
+    """Create the DPI tables in `engine`'s database and fill them; returns what was written.
+
+    With `options.replace`, an existing synthetic DPI stays as it was if this fails or is
+    interrupted (see the module's docstring); otherwise an interrupted run leaves whole patients
+    and no completion row.
+    """
     if options.patients < 0:
         raise GenerationError("the number of patients cannot be negative")
-    started = time.perf_counter()
     if options.files_dir is not None:
         # `file:` URIs are absolute: a DPI made from a relative folder must stay readable.
         options = dataclasses.replace(options, files_dir=options.files_dir.resolve())
-    _prepare(engine, options)
+        _check_folder(options.files_dir)
+    if _check_target(engine, options):
+        return _replace(engine, options, progress)
+    _create_tables(engine)
+    return _fill(engine, options, progress, options.files_dir)
+
+
+def _replace(
+    engine: Engine, options: GenerationOptions, progress: Callable[[int], None] | None
+) -> GenerationReport:
+    """Build the new DPI aside, then put it in the old one's place in one step."""
+    tag = uuid.uuid4().hex[:12]
+    staging = None
+    if options.files_dir is not None:
+        staging = options.files_dir.with_name(f".{options.files_dir.name}.new-{tag}")
+        staging.mkdir(mode=0o700)
+    try:
+        database = engine.url.database
+        if engine.dialect.name == "sqlite" and database and database != ":memory:":
+            report = _replace_sqlite_file(engine, Path(database), tag, options, progress, staging)
+        elif engine.dialect.name == "postgresql":
+            report = _replace_postgresql_schema(engine, tag, options, progress, staging)
+        else:  # no cheap way to build aside: every input was checked, drop and generate
+            _create_tables(engine)
+            report = _fill(engine, options, progress, staging)
+            _swap_folders(options, staging)
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report
+
+
+def _replace_sqlite_file(
+    engine: Engine,
+    path: Path,
+    tag: str,
+    options: GenerationOptions,
+    progress: Callable[[int], None] | None,
+    staging: Path | None,
+) -> GenerationReport:
+    temporary = path.with_name(f".{path.name}.new-{tag}")
+    aside = sa.create_engine(engine.url.set(database=str(temporary)))
+    sqlite_speedups(aside)
+    try:
+        _create_tables(aside)
+        report = _fill(aside, options, progress, staging)
+        aside.dispose()
+        engine.dispose()  # the caller's connections point at the old file
+        for stale in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            stale.unlink(missing_ok=True)
+        os.replace(temporary, path)
+        _swap_folders(options, staging)
+    except BaseException:
+        aside.dispose()
+        for leftover in (
+            temporary,
+            *(temporary.with_name(temporary.name + s) for s in ("-wal", "-shm")),
+        ):
+            leftover.unlink(missing_ok=True)
+        raise
+    return report
+
+
+def _replace_postgresql_schema(
+    engine: Engine,
+    tag: str,
+    options: GenerationOptions,
+    progress: Callable[[int], None] | None,
+    staging: Path | None,
+) -> GenerationReport:
+    schema = f"synthetic_new_{tag}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    aside = engine.execution_options(schema_translate_map={None: schema})
+    try:
+        with aside.begin() as conn:
+            create_contract(conn)
+            own_tables.create_all(conn, checkfirst=False)
+        report = _fill(aside, options, progress, staging)
+        # DDL is transactional in PostgreSQL: the old tables go and the new ones arrive together.
+        with engine.begin() as conn:
+            target = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+            for table in reversed([*metadata.sorted_tables, *own_tables.sorted_tables]):
+                table.drop(conn, checkfirst=True)
+            for table in [*metadata.sorted_tables, *own_tables.sorted_tables]:
+                conn.execute(
+                    sa.text(f'ALTER TABLE "{schema}"."{table.name}" SET SCHEMA "{target}"')
+                )
+        _swap_folders(options, staging)
+    finally:
+        with contextlib.suppress(sa.exc.SQLAlchemyError), engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    return report
+
+
+def _swap_folders(options: GenerationOptions, staging: Path | None) -> None:
+    """The new content folder takes the old one's name; the old one is deleted."""
+    if staging is None or options.files_dir is None:
+        return
+    old = options.files_dir.with_name(f".{options.files_dir.name}.old-{staging.name[-12:]}")
+    if options.files_dir.exists():
+        os.replace(options.files_dir, old)
+    os.replace(staging, options.files_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _fill(
+    engine: Engine,
+    options: GenerationOptions,
+    progress: Callable[[int], None] | None,
+    write_dir: Path | None,
+) -> GenerationReport:
+    """Insert every row, batch by batch, and the completion row last."""
+    started = time.perf_counter()
     report = GenerationReport()
     as_of = dt.datetime.combine(options.as_of, dt.time(0, 0))
     authors = make_authors(options.seed)
@@ -197,7 +375,7 @@ def generate(
     for first in range(0, options.patients, options.batch_patients):
         patients, stays, documents, found = [], [], [], []
         for index in range(first, min(options.patients, first + options.batch_patients)):
-            p, s, d, f = _patient_rows(options, index, author_ids, as_of)
+            p, s, d, f = _patient_rows(options, index, author_ids, as_of, write_dir)
             patients.append(p)
             stays.extend(s)
             documents.extend(d)
@@ -217,8 +395,27 @@ def generate(
         report.defects.update(r.defect for r in found)
         if progress is not None:
             progress(report.patients)
+    with engine.begin() as conn:
+        conn.execute(
+            synthetic_generation.insert(),
+            {
+                "seed": options.seed,
+                "patients": options.patients,
+                "as_of": options.as_of,
+                "completed_at": dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+            },
+        )
     report.seconds = time.perf_counter() - started
     return report
+
+
+def generation_state(conn: sa.Connection) -> str | None:
+    """COMPLETE or INTERRUPTED for a DPI this generator made; None for any other DPI."""
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(synthetic_generation.name):
+        return None
+    done = conn.execute(sa.select(sa.func.count()).select_from(synthetic_generation)).scalar_one()
+    return COMPLETE if done else INTERRUPTED
 
 
 def sqlite_speedups(engine: Engine) -> None:
