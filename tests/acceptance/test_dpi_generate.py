@@ -99,7 +99,14 @@ def test_demo_runs_in_its_work_folder(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "synthetic DPI" in result.stdout
     audit = json.loads((tmp_path / "work" / "audit.json").read_text(encoding="utf-8"))
-    assert set(audit) == {"as_of", "rule", "total", "selected", "excluded", "by_kind"}
+    assert set(audit) >= {
+        "as_of",
+        "rule",
+        "total",
+        "selected",
+        "excluded",
+        "by_kind",
+    }  # contract keys; more may follow
     assert audit["selected"] > 0
     assert "7 patients" in result.stdout
     assert "sent to a mock DMP over ITI-41" in result.stdout

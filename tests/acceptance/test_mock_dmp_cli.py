@@ -76,8 +76,10 @@ def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_a_bad_store_url_is_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")  # no one, not even root, can create under it
     result = run_backfill(
-        "mock-dmp", "--port", "0", "--db", "sqlite:////nonexistent-folder/x.sqlite", cwd=tmp_path
-    )
+        "mock-dmp", "--port", "0", "--db", f"sqlite:///{tmp_path / 'a-file' / 'x.sqlite'}",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert result.returncode == 2
     assert "the store cannot be opened" in result.stderr
