@@ -67,6 +67,10 @@ class DocumentEntry:
     mime_type: str = "text/xml"
     replaces: str | None = None
     """uniqueId of the document this version replaces (RPLC), if any."""
+    replaces_entry_uuid: str | None = None
+    """The entryUUID the DMP gave the replaced document (ITI-18 lookup): the RPLC's target.
+    Unset, the target is our own entryUUID of `replaces` (what the mock stores for documents
+    we sent ourselves)."""
 
     @property
     def entry_uuid(self) -> str:

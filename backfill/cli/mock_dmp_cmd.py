@@ -71,7 +71,7 @@ def mock_dmp(
         ),
     ] = None,
 ) -> None:
-    """Serve the mock DMP: ITI-41 at /si-dmp-server/v2/services/repository, control at /_mock/."""
+    """Serve the mock DMP: ITI-41 at /si-dmp-server/v2/services/repository, ITI-18 at …/registry, control at /_mock/."""
     state.settings()  # logging as configured
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")

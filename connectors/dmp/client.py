@@ -4,7 +4,8 @@
         result = await dmp.submit(patient_id, [(entry, cda_bytes), ...])
         result.kind                 # the class of the whole answer (DESIGN §7)
         result.documents            # one DocumentOutcome per document sent, in the order sent
-        found = await dmp.find_entry_uuid(unique_id, patient_id=patient_id)   # ITI-18
+        found = await dmp.find_entry_uuid(unique_id, patient_id=patient_id)   # ITI-18 lookup
+        listed = await dmp.find_documents(patient_id)          # ITI-18 FindDocuments, LeafClass
 
 `services_url` is the DMP's services base (`https://…/si-dmp-server/v2/services`): ITI-41 goes
 to `<base>/repository`, ITI-18 to `<base>/registry`. The transport is an httpx client the
@@ -51,6 +52,15 @@ from cda.metadata import Coded, DocumentEntry
 from connectors.dmp import mtom
 from connectors.dmp.ebrim import SUBMISSION_SET_ID
 from connectors.dmp.errors import MalformedMessage
+from connectors.dmp.query import (
+    FoundDocument,
+    QueryOutcome,
+    StoredQuery,
+    build_query_request,
+    get_documents,
+    read_query_response,
+)
+from connectors.dmp.query import find_documents as find_documents_query
 from connectors.dmp.request import CONTENT_TYPE_HOSPITALISATION, build_request, new_submission_set
 from connectors.dmp.response import RegistryError, read_response
 from connectors.dmp.soap import Fault, parse_xml, read_envelope, read_fault
@@ -64,6 +74,8 @@ __all__ = [
     "AsyncDmpClient",
     "DmpClient",
     "DocumentOutcome",
+    "FindResult",
+    "LookupResult",
     "OutcomeKind",
     "SubmitResult",
     "classify",
@@ -225,7 +237,19 @@ def _whole(
     )
 
 
-def _classify(response: httpx.Response, sent: _Sent) -> SubmitResult:
+@dataclass(frozen=True)
+class _Early:
+    """An answer judged before its body is read as the transaction's response."""
+
+    kind: OutcomeKind
+    code: str
+    text: str
+    http_status: int | None
+    retry_after: float | None = None
+
+
+def _open_answer(response: httpx.Response) -> _Early | etree._Element:
+    """The SOAP Body's child of a 200 answer that is not a fault; else what the answer means."""
     status = response.status_code
     body: etree._Element | None = None
     unreadable = ""
@@ -236,44 +260,33 @@ def _classify(response: httpx.Response, sent: _Sent) -> SubmitResult:
             unreadable = str(exc)
     fault = read_fault(body) if body is not None else None
     reason = f": {fault.reason}" if fault and fault.reason else ""
-
+    code = f"HTTP {status}"
     if status in (401, 403) or _is_authentication(fault):
         # Refused authentication, whatever HTTP status carries it: stop the run.
-        return _whole(
-            OutcomeKind.FATAL,
-            sent,
-            f"HTTP {status}",
-            f"HTTP {status}: authentication refused{reason}",
-            http_status=status,
-        )
+        return _Early(OutcomeKind.FATAL, code, f"{code}: authentication refused{reason}", status)
     if status in WRONG_ENDPOINT_HTTP:
-        return _whole(
-            OutcomeKind.FATAL,
-            sent,
-            f"HTTP {status}",
-            f"HTTP {status} from {response.request.url}: not the DMP's endpoint (check dmp.url, "
+        return _Early(
+            OutcomeKind.FATAL, code,
+            f"{code} from {response.request.url}: not the DMP's endpoint (check dmp.url, "
             f"the services base ending in {SERVICES_PATH}){reason}",
-            http_status=status,
-        )
+            status,
+        )  # fmt: skip
     if status == 413:
-        return _whole(
-            OutcomeKind.SPLIT,
-            sent,
-            "HTTP 413",
-            f"HTTP 413: the set is too large for the DMP{reason}",
-            http_status=status,
-        )
+        return _Early(OutcomeKind.SPLIT, code, f"{code}: too large for the DMP{reason}", status)
     wait = retry_after(response.headers)
     if status != 200 or fault is not None or body is None:
         what = reason or (f": unreadable answer ({unreadable})" if unreadable else "")
-        return _whole(
-            OutcomeKind.TRANSIENT,
-            sent,
-            f"HTTP {status}",
-            f"HTTP {status}{what}",
-            http_status=status,
-            retry_after=wait,
-        )
+        return _Early(OutcomeKind.TRANSIENT, code, f"{code}{what}", status, wait)
+    return body
+
+
+def _classify(response: httpx.Response, sent: _Sent) -> SubmitResult:
+    status = response.status_code
+    body = _open_answer(response)
+    if isinstance(body, _Early):
+        return _whole(body.kind, sent, body.code, body.text, http_status=body.http_status,
+                      retry_after=body.retry_after)  # fmt: skip
+    wait = retry_after(response.headers)
     try:
         outcome = read_response(body)
     except MalformedMessage as exc:
@@ -435,6 +448,91 @@ def _transport_outcome(exc: httpx.TransportError, sent: _Sent) -> SubmitResult:
     )
 
 
+# ---- ITI-18 answers (no I/O) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    """The entryUUID the DMP gave a document (find_entry_uuid).
+
+    DONE with `entry_uuid` (None: the DMP holds no document under that uniqueId), TRANSIENT,
+    PATIENT (no open DMP), FATAL (authentication, endpoint, or a query the DMP refuses), or
+    DOCUMENT when the DMP holds several Approved entries for the uniqueId (it cannot be told
+    which one to replace).
+    """
+
+    kind: OutcomeKind
+    entry_uuid: str | None = None
+    detail: str = ""
+    retry_after: float | None = None
+    http_status: int | None = None
+
+
+@dataclass(frozen=True)
+class FindResult:
+    """A patient's DocumentEntries (find_documents): uniqueId, entryUUID, hash, size, status."""
+
+    kind: OutcomeKind
+    documents: tuple[FoundDocument, ...] = ()
+    detail: str = ""
+    retry_after: float | None = None
+    http_status: int | None = None
+
+
+def _read_query_answer(response: httpx.Response, patient_id: str) -> QueryOutcome | LookupResult:
+    """The found documents of an ITI-18 answer, or a LookupResult saying why there are none."""
+    body = _open_answer(response)
+    status = response.status_code
+    if isinstance(body, _Early):
+        # A query is small: a 413 is the DMP's trouble, not a reason to split anything.
+        kind = OutcomeKind.TRANSIENT if body.kind is OutcomeKind.SPLIT else body.kind
+        return LookupResult(kind, None, body.text, body.retry_after, body.http_status)
+    try:
+        outcome = read_query_response(body)
+    except MalformedMessage as exc:
+        return LookupResult(OutcomeKind.TRANSIENT, None, f"unreadable answer: {exc}",
+                            retry_after(response.headers), status)  # fmt: skip
+    if outcome.success:
+        return outcome
+    failing = [e for e in outcome.errors if e.severity == XDS.ERROR]
+    codes = {e.code for e in failing}
+    text = _scrub("; ".join(f"{e.code}: {e.context}" for e in failing), patient_id)[:500]
+    if not failing or codes & TRANSIENT_CODES:
+        return LookupResult(OutcomeKind.TRANSIENT, None, text or "Failure without an error",
+                            retry_after(response.headers), status)  # fmt: skip
+    if UNKNOWN_PATIENT in codes:
+        return LookupResult(OutcomeKind.PATIENT, None, text, None, status)
+    # The DMP refuses the query itself: every query of the run would be refused alike.
+    return LookupResult(OutcomeKind.FATAL, None, text, None, status)
+
+
+def _entry_from_refs(unique_id: str, outcome: QueryOutcome) -> LookupResult | None:
+    """The lookup settled by an ObjectRef answer, or None when a LeafClass query must tell."""
+    refs = sorted({d.entry_uuid for d in outcome.documents})
+    if not refs:
+        return LookupResult(OutcomeKind.DONE, None, f"the DMP holds no document {unique_id}")
+    if len(refs) == 1:
+        return LookupResult(OutcomeKind.DONE, refs[0], "found")
+    return None  # several versions of its metadata: only their statuses tell the current one
+
+
+def _entry_from_leaves(unique_id: str, outcome: QueryOutcome) -> LookupResult:
+    approved = sorted({d.entry_uuid for d in outcome.documents if d.status in (None, "Approved")})
+    if not approved:
+        return LookupResult(OutcomeKind.DONE, None, f"no Approved entry for {unique_id}")
+    if len(approved) == 1:
+        return LookupResult(OutcomeKind.DONE, approved[0], "found")
+    return LookupResult(
+        OutcomeKind.DOCUMENT, None,
+        f"the DMP holds {len(approved)} Approved entries for {unique_id}: which to replace is unknown",
+    )  # fmt: skip
+
+
+def _query_failed(exc: httpx.TransportError) -> LookupResult:
+    outcome = _transport_outcome(exc, _Sent((), "", (), ""))
+    return LookupResult(outcome.kind, None, outcome.detail)
+
+
 # ---- preparing requests (no I/O) ------------------------------------------------------------
 
 
@@ -511,6 +609,24 @@ class _Core:
         )
         return _Prepared(media, body, sent)
 
+    def _query_request(self, query: StoredQuery, patient_id: str) -> tuple[str, bytes]:
+        return build_query_request(query, self.identity, patient_id, to=self.registry_url)
+
+    @staticmethod
+    def _found(unique_id: str, answer: QueryOutcome | LookupResult, leaf: bool) -> LookupResult:
+        if isinstance(answer, LookupResult):
+            return answer
+        if leaf:
+            return _entry_from_leaves(unique_id, answer)
+        return _entry_from_refs(unique_id, answer) or LookupResult(OutcomeKind.TRANSIENT)
+
+    @staticmethod
+    def _listed(answer: QueryOutcome | LookupResult) -> FindResult:
+        if isinstance(answer, LookupResult):
+            return FindResult(answer.kind, (), answer.detail, answer.retry_after,
+                              answer.http_status)  # fmt: skip
+        return FindResult(OutcomeKind.DONE, answer.documents, f"{len(answer.documents)} found")
+
     @staticmethod
     def _read(prepared: _Prepared, response: httpx.Response, started: float) -> SubmitResult:
         result = _classify(response, prepared.sent)
@@ -562,6 +678,32 @@ class DmpClient(_Core):
         except httpx.TransportError as exc:
             return self._failed(prepared, exc, started)
         return self._read(prepared, response, started)
+
+    def _ask(self, query: StoredQuery, patient_id: str) -> QueryOutcome | LookupResult:
+        content_type, body = self._query_request(query, patient_id)
+        try:
+            response = self.http.post(
+                self.registry_url, content=body, headers={"content-type": content_type}
+            )
+        except httpx.TransportError as exc:
+            return _query_failed(exc)
+        return _read_query_answer(response, patient_id)
+
+    def find_entry_uuid(self, unique_id: str, *, patient_id: str) -> LookupResult:
+        """ITI-18 GetDocuments by uniqueId (ObjectRef): the entryUUID an RPLC must target."""
+        first = self._ask(get_documents(unique_ids=[unique_id]), patient_id)
+        if isinstance(first, QueryOutcome) and _entry_from_refs(unique_id, first) is None:
+            leaves = get_documents(unique_ids=[unique_id], return_type="LeafClass")
+            return self._found(unique_id, self._ask(leaves, patient_id), leaf=True)
+        return self._found(unique_id, first, leaf=False)
+
+    def find_documents(
+        self, patient_id: str, *, statuses: Sequence[str] = (XDS.APPROVED,)
+    ) -> FindResult:
+        """ITI-18 FindDocuments (LeafClass): the patient's entries in these statuses."""
+        return self._listed(
+            self._ask(find_documents_query(patient_id, statuses=statuses), patient_id)
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -616,6 +758,37 @@ class AsyncDmpClient(_Core):
         except httpx.TransportError as exc:
             return self._failed(prepared, exc, started)
         return self._read(prepared, response, started)
+
+    async def _ask(self, query: StoredQuery, patient_id: str) -> QueryOutcome | LookupResult:
+        content_type, body = self._query_request(query, patient_id)
+        try:
+            response = await self.http.post(
+                self.registry_url, content=body, headers={"content-type": content_type}
+            )
+        except httpx.TransportError as exc:
+            return _query_failed(exc)
+        return _read_query_answer(response, patient_id)
+
+    async def find_entry_uuid(self, unique_id: str, *, patient_id: str) -> LookupResult:
+        """ITI-18 GetDocuments by uniqueId (ObjectRef): the entryUUID an RPLC must target.
+
+        `patient_id` (CX form) is the VIHF's resource: the DMP opens one patient's record.
+        ObjectRef carries no status: one entry is returned as it is (a Deprecated one makes the
+        RPLC fail with XDSRegistryDeprecatedDocumentError, a DOCUMENT outcome); several entries
+        (versions of its metadata) are told apart by a LeafClass query, and the Approved one wins.
+        """
+        first = await self._ask(get_documents(unique_ids=[unique_id]), patient_id)
+        if isinstance(first, QueryOutcome) and _entry_from_refs(unique_id, first) is None:
+            leaves = get_documents(unique_ids=[unique_id], return_type="LeafClass")
+            return self._found(unique_id, await self._ask(leaves, patient_id), leaf=True)
+        return self._found(unique_id, first, leaf=False)
+
+    async def find_documents(
+        self, patient_id: str, *, statuses: Sequence[str] = (XDS.APPROVED,)
+    ) -> FindResult:
+        """ITI-18 FindDocuments (LeafClass): uniqueId, entryUUID, hash, size, status of each."""
+        query = find_documents_query(patient_id, statuses=statuses)
+        return self._listed(await self._ask(query, patient_id))
 
     async def aclose(self) -> None:
         await self.http.aclose()

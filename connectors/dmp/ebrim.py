@@ -162,12 +162,13 @@ def submit_objects(
             sourceObject=SUBMISSION_SET_ID, targetObject=entry.entry_uuid, objectType=XDS.OT_ASSOCIATION,
         )  # fmt: skip
         _slot(member, "SubmissionSetStatus", "Original")
-        if entry.replaces:
+        if entry.replaces or entry.replaces_entry_uuid:
             from cda.metadata import entry_uuid_for  # noqa: PLC0415
 
+            target = entry.replaces_entry_uuid or entry_uuid_for(entry.replaces or "")
             _el(
                 objects, "Association", id=f"as-rplc-{n}", associationType=XDS.RPLC,
-                sourceObject=entry.entry_uuid, targetObject=entry_uuid_for(entry.replaces),
+                sourceObject=entry.entry_uuid, targetObject=target,
                 objectType=XDS.OT_ASSOCIATION,
             )  # fmt: skip
     return request

@@ -1,4 +1,4 @@
-"""The mock DMP as a Starlette application: the ITI-41 door and the `/_mock` control plane.
+"""The mock DMP as a Starlette application: the ITI-41 and ITI-18 doors and the `/_mock` control plane.
 
     app = create_app(MockConfig(db_url="sqlite:///mock.sqlite", rate=50))
 
@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -23,9 +23,12 @@ from starlette.routing import Route
 from cda.ins import INS_OIDS, matricule_problem
 from cda.validate import cda_schema
 from connectors.dmp.client import REGISTRY_PATH, REPOSITORY_PATH
+from connectors.dmp.query import query_schema
 from connectors.dmp.schema import repository_schema
 from connectors.dmp.soap import build_fault
+from connectors.dmp_mock.checks import split_patient_id
 from connectors.dmp_mock.faults import FaultPlan, FaultSettings
+from connectors.dmp_mock.queries import SeedConflict, SeedEntry, answer_query, seed
 from connectors.dmp_mock.ratelimit import TokenBuckets
 from connectors.dmp_mock.registry import PATIENT_STATES, Registry, Reply
 from connectors.dmp_mock.store import open_store
@@ -55,6 +58,28 @@ class PatientState(BaseModel):
 
 
 _PATIENTS = TypeAdapter(list[PatientState])
+
+
+class SeedDocument(BaseModel):
+    """A document the live feed sent: the mock stores it Approved and assigns its entryUUID."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unique_id: str = Field(min_length=1, max_length=128, pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$")
+    patient_id: str = Field(min_length=1, max_length=128)
+    hash: str = Field(pattern=r"^[0-9a-f]{40}$")
+    size: int = Field(ge=0)
+
+    @field_validator("patient_id")
+    @classmethod
+    def _ins(cls, value: str) -> str:
+        parts = split_patient_id(value)
+        if parts is None or parts[1] not in INS_OIDS or matricule_problem(parts[0]) is not None:
+            raise ValueError("must be an INS in CX form: <matricule>^^^&<INS OID>&ISO^NH")
+        return value
+
+
+_SEED = TypeAdapter(list[SeedDocument])
 
 
 def _soap(reply: Reply) -> Response:
@@ -98,6 +123,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     )
     # Load the schemas now, not on the first request (which would wait ~0.5 s for them).
     repository_schema()
+    query_schema()
     if config.check_cda:
         cda_schema()
     buckets = TokenBuckets(config.rate)
@@ -208,9 +234,46 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     async def wrong_method(request: Request) -> Response:
         return _fault(405, "ITI-41 is a POST", code="Sender")
 
+    async def registry_door(request: Request) -> Response:
+        """ITI-18 stored queries: behind the same rate limit and outages as ITI-41 (no other
+        injected faults, so a query never shifts the seeded fault sequence of submissions)."""
+        client = request.client.host if request.client else "?"
+        if wait := buckets.take(client):
+            registry.stats["throttled"] += 1
+            return _fault(429, "too many requests: slow down",
+                          headers={"Retry-After": buckets.retry_after_header(wait)})  # fmt: skip
+        if left := faults.outage_left():
+            registry.stats["outage"] += 1
+            return _fault(503, "the DMP is unavailable (injected outage)",
+                          headers={"Retry-After": buckets.retry_after_header(left)})  # fmt: skip
+        try:
+            body = await _read_body(request, 1024 * 1024)
+        except _TooLarge:
+            return _fault(413, "a stored query is over 1 MiB", code="Sender")
+        reply = await run_in_threadpool(
+            answer_query, registry, request.headers.get("content-type"), body
+        )
+        return _soap(reply)
+
+    async def post_seed(request: Request) -> Response:
+        try:
+            entries = _SEED.validate_json(await request.body())
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False, include_context=False)
+            return JSONResponse({"error": errors}, 422)
+        try:
+            counts = await run_in_threadpool(
+                seed, registry, [SeedEntry(**e.model_dump()) for e in entries]
+            )
+        except SeedConflict as exc:
+            return JSONResponse({"error": str(exc)}, 409)
+        return JSONResponse(counts)
+
     routes = [
         Route(REPOSITORY_PATH, repository, methods=["POST"]),
         Route(REPOSITORY_PATH, wrong_method, methods=["GET", "PUT", "DELETE"]),
+        Route(REGISTRY_PATH, registry_door, methods=["POST"]),
+        Route("/_mock/seed", loopback_only(post_seed), methods=["POST"]),
         Route("/_mock/patients", loopback_only(put_patients), methods=["PUT"]),
         Route("/_mock/faults", loopback_only(post_faults), methods=["POST"]),
         Route("/_mock/documents", loopback_only(get_documents), methods=["GET"]),

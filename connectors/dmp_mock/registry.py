@@ -333,6 +333,14 @@ class Registry:
         )
         return Reply(200, response, "XDSRegistryBusy")
 
+    # Shared with the query door and the seeding (`queries.py`).
+    @property
+    def lock(self) -> threading.Lock:
+        return self._lock
+
+    def patient_state(self, conn: Connection, patient_id: str) -> str:
+        return self._patient_state(conn, patient_id)
+
     # ---- the control plane ----------------------------------------------------------------
 
     def set_patients(self, states: list[tuple[str, str, str]]) -> None:
