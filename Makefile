@@ -13,7 +13,7 @@ endif
 
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test lint unit bench clean install install-dev
+.PHONY: demo test lint unit bench clean install install-dev docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ test: lint
 
 unit: $(VENV)/.dev
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+# The configuration reference is generated from the settings model (backfill/config_reference.py).
+docs: $(VENV)/.runtime
+	$(BIN)/python -m backfill.config_reference docs/configuration.md
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run_all.py $(BENCH)

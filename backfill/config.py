@@ -122,7 +122,7 @@ class DpiSettings(_Section):
     )
     content_root: Path | None = Field(
         None,
-        description="folder that `file:` content URIs must stay inside; relative URIs are taken under it (None: anywhere)",
+        description="the folder of the DPI's `file:` contents: relative URIs are taken under it and nothing outside it is read (unset: no `file:` content is read, such documents get content_missing)",
     )
 
 
@@ -133,7 +133,16 @@ class LedgerSettings(_Section):
 
 
 class DmpSettings(_Section):
-    """The DMP endpoint and how hard the engine may push it."""
+    """The DMP endpoint and how hard the engine may push it.
+
+    `url` is the **services base**, not a door: the engine posts ITI-41 submissions to
+    `<url>/repository` and ITI-18 queries to `<url>/registry`. A value ending in `/repository` or
+    `/registry` is refused with the base to use instead. For the mock DMP it is
+    `http://127.0.0.1:8700/si-dmp-server/v2/services` (`backfill mock-dmp` prints it).
+    `tls_cert` + `tls_key` (mutual TLS with the establishment's certificate) go together;
+    `ca_bundle` replaces the default trust store. A TLS failure (the DMP's certificate not
+    trusted, ours refused) stops the run with exit code 2, as a refused authentication does.
+    """
 
     url: str | None = Field(
         None,
@@ -141,7 +150,7 @@ class DmpSettings(_Section):
     )
     environment: Literal["test", "production"] = Field(
         "test",
-        description="the DMP's environment: a production DMP never gets a test or demo INS, a test DMP never a production one",
+        description="the DMP's environment: a production DMP never gets a test or demo INS (OIDs …4.10, …4.11), a test DMP never a production one (…4.8, …4.9); such patients get `ins_wrong_environment`",
     )
     tls_cert: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
     tls_key: Path | None = Field(None, description="private key (PEM) of the client certificate")
@@ -236,7 +245,10 @@ class RunSettings(_Section):
 
 
 class IndicatorSettings(_Section):
-    """DS1.4, DS1.1/DS1.2 and the bonus estimate (`backfill indicator`, `bonus`, `report`)."""
+    """DS1.4, DS1.1/DS1.2 and the bonus estimate (`backfill indicator`, `bonus`, `report`).
+
+    See [indicator.md](indicator.md).
+    """
 
     encounter_types: tuple[str, ...] = Field(
         ("IMP",),
