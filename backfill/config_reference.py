@@ -108,7 +108,8 @@ def render() -> str:
     lines = [MARKER, ""]
     for name, field in Settings.model_fields.items():
         model = field.annotation
-        assert isinstance(model, type) and issubclass(model, BaseModel), name
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TypeError(f"settings section {name} is not a model")
         lines += _section(name, model)
     return "\n".join(lines).rstrip("\n") + "\n"
 
