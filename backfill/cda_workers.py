@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 
 from backfill.databases import open_engine
 from backfill.documents import BuildOutcome, build_selected
+from backfill.selection.compiler import Environment
 from cda.model import Establishment
 
 __all__ = ["BuildPool", "PoolKind"]
@@ -38,6 +39,7 @@ class _WorkerSetup:
     establishment: Establishment
     content_root: Path | None
     xsd_check: bool
+    environment: Environment | None = None
 
 
 class _Worker:
@@ -48,7 +50,9 @@ class _Worker:
         self._engine: Engine | None = None
         self._lock = threading.Lock()
 
-    def build(self, wanted: Sequence[tuple[str, str | None]]) -> list[BuildOutcome]:
+    def build(
+        self, wanted: Sequence[tuple[str, str | None]], hidden: Collection[str] = ()
+    ) -> list[BuildOutcome]:
         with self._lock:
             if self._engine is None:
                 self._engine = open_engine(self.setup.dpi_url, "DPI")
@@ -59,6 +63,8 @@ class _Worker:
                 self.setup.establishment,
                 content_root=self.setup.content_root,
                 xsd_check=self.setup.xsd_check,
+                hidden_from_legal_rep=hidden,
+                environment=self.setup.environment,
             )
         )
 
@@ -76,9 +82,11 @@ def _init_process(setup: _WorkerSetup) -> None:
     _process_worker = _Worker(setup)
 
 
-def _build_in_process(wanted: Sequence[tuple[str, str | None]]) -> list[BuildOutcome]:
+def _build_in_process(
+    wanted: Sequence[tuple[str, str | None]], hidden: Collection[str]
+) -> list[BuildOutcome]:
     assert _process_worker is not None, "runs in a BuildPool process"
-    return _process_worker.build(wanted)
+    return _process_worker.build(wanted, hidden)
 
 
 class BuildPool:
@@ -93,8 +101,9 @@ class BuildPool:
         kind: PoolKind = "thread",
         workers: int | None = None,
         xsd_check: bool = True,
+        environment: Environment | None = None,
     ) -> None:
-        setup = _WorkerSetup(dpi_url, establishment, content_root, xsd_check)
+        setup = _WorkerSetup(dpi_url, establishment, content_root, xsd_check, environment)
         self.kind = kind
         workers = workers or min(4, os.cpu_count() or 2)
         self._worker = _Worker(setup)
@@ -106,13 +115,18 @@ class BuildPool:
         elif kind == "thread":
             self._executor = ThreadPoolExecutor(workers, thread_name_prefix="cda-build")
 
-    async def build(self, wanted: Sequence[tuple[str, str | None]]) -> list[BuildOutcome]:
-        """Read and build these documents in a worker; the event loop keeps serving."""
+    async def build(
+        self, wanted: Sequence[tuple[str, str | None]], hidden: Collection[str] = ()
+    ) -> list[BuildOutcome]:
+        """Read and build these documents in a worker; the event loop keeps serving.
+
+        `hidden`: those of them to mark invisible to the legal representatives (a minor's,
+        under the rule's [minors] policy: selection's `Decision.hide_from_legal_rep`)."""
         if self._executor is None:
-            return self._worker.build(wanted)
+            return self._worker.build(wanted, hidden)
         function = _build_in_process if self.kind == "process" else self._worker.build
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, function, list(wanted))
+        return await loop.run_in_executor(self._executor, function, list(wanted), frozenset(hidden))
 
     def close(self) -> None:
         if self._executor is not None:

@@ -255,6 +255,7 @@ def retrying(
     backoff: JitteredBackoff,
     is_transient: Callable[[Any], bool],
     retry_after: Callable[[Any], float | None],
+    on_wait: Callable[[Any, float], None] | None = None,
 ) -> AsyncRetrying:
     """The tenacity loop for one submission set: transient answers are tried again.
 
@@ -263,6 +264,10 @@ def retrying(
     answer gave one, else the jittered backoff; the loop stops after `max_attempts`, or before a
     wait longer than `max_retry_wait` (the caller then parks the documents with that wait as
     `next_attempt_at`: `retry_state.upcoming_sleep`).
+
+    `on_wait(result, seconds)` is told, for every transient result, how long until the next
+    attempt: before the sleep, or when the loop gives up (then the wait is the caller's to
+    record as `next_attempt_at`).
     """
 
     def wait(state: RetryCallState) -> float:
@@ -273,9 +278,17 @@ def retrying(
     def stop(state: RetryCallState) -> bool:
         return state.attempt_number >= max_attempts or state.upcoming_sleep > max_retry_wait
 
+    def told(state: RetryCallState) -> Any:
+        assert state.outcome is not None
+        result = state.outcome.result()
+        if on_wait is not None:
+            on_wait(result, state.upcoming_sleep)
+        return result
+
     return AsyncRetrying(
         retry=retry_if_result(is_transient),
         wait=wait,
         stop=stop,
-        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        before_sleep=told,
+        retry_error_callback=told,
     )

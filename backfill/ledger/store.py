@@ -569,10 +569,16 @@ class Ledger:
         )
 
     def pending_patients(
-        self, now: dt.datetime | None = None, *, ipps: Collection[str] | None = None
+        self,
+        now: dt.datetime | None = None,
+        *,
+        ipps: Collection[str] | None = None,
+        run_id: int | None = None,
     ) -> Iterator[str]:
         """Patients with a document due now, streamed in DESIGN §10's order: urgent ones first,
-        then by most recent stay (none last), then by ipp."""
+        then by most recent stay (none last), then by ipp. With `run_id`, only documents that
+        run has in charge (what its selection chose): a document selection no longer chooses is
+        never sent."""
         now = now or self.clock()
         urgent = sa.func.coalesce(p.urgent, sa.false())
         query = (
@@ -581,6 +587,8 @@ class Ledger:
             .where(self._due(now))
             .group_by(d.ipp, urgent, p.last_stay_at)
         )
+        if run_id is not None:
+            query = query.where(d.run_id == run_id)
         if ipps is not None:
             rows = []
             for chunk in _chunks(sorted(set(ipps))):
@@ -600,9 +608,12 @@ class Ledger:
             for partition in result.partitions():
                 yield from (row[0] for row in partition)
 
-    def pending_documents(self, ipp: str, now: dt.datetime | None = None) -> list[PendingDocument]:
+    def pending_documents(
+        self, ipp: str, now: dt.datetime | None = None, *, run_id: int | None = None
+    ) -> list[PendingDocument]:
         """This patient's documents to send now: selected, sending (crash leftovers, to resend
-        with the recorded uniqueId and bytes), retry_wait due, deferred past their recheck."""
+        with the recorded uniqueId and bytes), retry_wait due, deferred past their recheck
+        (with `run_id`: only those that run has in charge)."""
         now = now or self.clock()
         query = (
             sa.select(
@@ -622,6 +633,8 @@ class Ledger:
             .where(d.ipp == ipp, self._due(now))
             .order_by(d.document_id)
         )
+        if run_id is not None:
+            query = query.where(d.run_id == run_id)
         with self._read() as conn:
             return [
                 PendingDocument(

@@ -40,7 +40,7 @@ import enum
 import re
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -745,9 +745,16 @@ class AsyncDmpClient(_Core):
         documents: Sequence[tuple[DocumentEntry, bytes]],
         *,
         content_type: Coded | None = None,
+        before_post: Callable[[str], object] | None = None,
     ) -> SubmitResult:
-        """Send one submission set of one patient; never raises for an answer or the network."""
+        """Send one submission set of one patient; never raises for an answer or the network.
+
+        `before_post(submission_set_id)` runs once the request is built, just before it leaves:
+        the sender commits `sending` there, under the uniqueId this attempt carries.
+        """
         prepared = self._prepare(patient_id, documents, content_type)
+        if before_post is not None:
+            before_post(prepared.sent.submission_set_id)
         started = time.monotonic()
         try:
             response = await self.http.post(

@@ -1,0 +1,167 @@
+"""`backfill run`, `backfill catch-up`, `backfill send`: thin shells over `backfill.pipeline.run`.
+
+Each parses its options, loads the rule, runs the sender on an event loop, prints the summary
+and exits with the run's code (DESIGN §11: 0 done, 1 failure, 2 configuration or
+authentication, 3 stopped with work left). A rich progress bar shows on a terminal; otherwise
+the sender's JSON log lines are the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from backfill.cli._app import app, err_console, out_console, state
+from backfill.cli.audit_cmd import parse_as_of, parse_window
+from backfill.pipeline import RunSummary, run, until_instant
+from backfill.selection import Rule, Window, load_rule
+
+__all__ = ["catch_up_command", "run_command", "send_command"]
+
+
+class _Bar:
+    """The pipeline's progress, as a rich bar on stderr (patients done, documents acknowledged)."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]sending[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("patients · {task.fields[acked]} documents acknowledged"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        )
+        self._task = self._progress.add_task("send", total=None, acked=0)
+        self._acked = 0
+
+    def start(self, patients_hint: int | None) -> None:
+        self._progress.start()
+
+    def advance(self, documents: int, acked: int) -> None:
+        self._acked += acked
+        self._progress.update(self._task, advance=documents, acked=self._acked)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+def _go(
+    *,
+    mode: str,
+    rule: Rule,
+    as_of: dt.datetime,
+    window: Window | None = None,
+    ipps: list[str] | None = None,
+    document_ids: list[str] | None = None,
+    dry_run: bool = False,
+    until: str | None = None,
+    max_documents: int | None = None,
+) -> None:
+    settings = state.settings()
+    deadline = until_instant(until, dt.datetime.now(dt.UTC)) if until else None
+    progress = _Bar() if err_console.is_terminal and not dry_run else None
+    summary: RunSummary = asyncio.run(
+        run(
+            settings,
+            mode=mode,
+            rule=rule,
+            as_of=as_of,
+            window=window,
+            ipps=ipps,
+            document_ids=document_ids,
+            dry_run=dry_run,
+            until=deadline,
+            max_documents=max_documents,
+            progress=progress,
+        )
+    )
+    for line in summary.lines():
+        out_console.print(line, markup=False)
+    raise typer.Exit(summary.exit_code)
+
+
+@app.command("run")
+def run_command(
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Select, read, build and validate; send and record nothing."
+        ),
+    ] = False,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Stop taking patients at this Paris time (HH:MM); exit 3."),
+    ] = None,
+    max_documents: Annotated[
+        int | None,
+        typer.Option("--max-documents", min=1, help="Send at most this many documents; exit 3."),
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Reference instant (ISO; default now).")
+    ] = None,
+) -> None:
+    """Send what the configured rule selects to the DMP (the nightly run)."""
+    settings = state.settings()
+    _go(
+        mode="nightly",
+        rule=load_rule(settings.rules.file),
+        as_of=parse_as_of(as_of),
+        dry_run=dry_run,
+        until=until,
+        max_documents=max_documents,
+    )
+
+
+@app.command("catch-up")
+def catch_up_command(
+    start: Annotated[str, typer.Option("--from", help="Window start (ISO date or date-time).")],
+    end: Annotated[str, typer.Option("--to", help="Window end (ISO; a bare date includes it).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would go; send nothing.")
+    ] = False,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Stop at this Paris time (HH:MM); exit 3.")
+    ] = None,
+    max_documents: Annotated[
+        int | None, typer.Option("--max-documents", min=1, help="At most this many documents.")
+    ] = None,
+) -> None:
+    """After an outage of the live feed: send what it missed in a window (rule catch-up)."""
+    rule = load_rule("catch-up")
+    _go(
+        mode="catch-up",
+        rule=rule,
+        as_of=parse_as_of(None),
+        window=parse_window(start, end, catch_up=True),
+        dry_run=dry_run,
+        until=until,
+        max_documents=max_documents,
+    )
+
+
+@app.command("send")
+def send_command(
+    ipp: Annotated[list[str], typer.Option("--ipp", help="A patient's IPP (repeat for several).")],
+    document: Annotated[
+        list[str] | None,
+        typer.Option("--document", help="Only this document version (repeat for several)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would go; send nothing.")
+    ] = False,
+) -> None:
+    """Manual mode: send these patients' selected documents, through the same rules and ledger."""
+    settings = state.settings()
+    _go(
+        mode="manual",
+        rule=load_rule(settings.rules.file),
+        as_of=parse_as_of(None),
+        ipps=ipp,
+        document_ids=document or None,
+        dry_run=dry_run,
+    )
