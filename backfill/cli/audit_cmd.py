@@ -12,6 +12,7 @@ import sqlalchemy as sa
 import typer
 
 from backfill.cli._app import app, err_console, out_console, state
+from backfill.cli._progress import progress
 from backfill.databases import open_engine
 from backfill.documents import build_selected
 from backfill.errors import ConfigError, DataSourceError
@@ -167,13 +168,16 @@ def audit(
             writer = (
                 DecisionCsv(csv_output.enter_context(open_output(csv_file))) if csv_file else None
             )
-            for decision in counts.count(stream):
-                if writer is not None:
-                    writer.write(decision)
-                if worklist is not None:
-                    worklist.add(decision)
-                if export_dir is not None and decision.selected and len(exported) < limit:
-                    exported.append(decision)
+            with progress("deciding documents") as done:
+                for seen, decision in enumerate(counts.count(stream), start=1):
+                    if seen % 1000 == 0:
+                        done(seen)
+                    if writer is not None:
+                        writer.write(decision)
+                    if worklist is not None:
+                        worklist.add(decision)
+                    if export_dir is not None and decision.selected and len(exported) < limit:
+                        exported.append(decision)
         if worklist is not None and worklist_file is not None:
             with open_output(worklist_file) as handle:
                 patients = worklist.write_csv(handle, engine, instant)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from backfill.cli._app import app, err_console, out_console, state
+from backfill.cli._progress import progress
 from backfill.databases import describe_url, open_engine, translate_errors
 from backfill.errors import BackfillError, ConfigError
 from backfill.logs import get_logger
@@ -76,7 +78,8 @@ def run_generation(
     )
     try:
         with translate_errors("DPI", url):
-            report = generate(engine, options, progress=_progress)
+            with progress("generating patients", total=patients) as done:
+                report = generate(engine, options, progress=lambda n: _progress(n, done))
             summary = summarize(engine)
     except GenerationError as exc:
         raise BackfillError(str(exc)) from exc
@@ -102,8 +105,9 @@ def run_generation(
 HOLD_ENV = "BACKFILL_TEST_HOLD_GENERATION"
 
 
-def _progress(patients: int) -> None:
+def _progress(patients: int, done: Callable[[int], None]) -> None:
     log.debug("dpi.generate.progress", patients=patients)
+    done(patients)
     hold = os.environ.get(HOLD_ENV)
     if hold and not Path(hold).exists() and hasattr(signal, "pause"):
         Path(hold).write_text(str(patients), encoding="ascii")

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from backfill.cli._app import app, err_console, out_console
+from backfill.cli._progress import progress
 from backfill.errors import ConfigError
 from cda import schematron as sch
 from cda.specs import SpecsNotFound, find_specs
@@ -62,22 +63,24 @@ def validate_files(
         except sch.SchematronUnavailable as exc:
             raise ConfigError(str(exc)) from None
     failed = 0
-    for path in files:
-        verdict = _verdict_for(path, schematron=run_schematron, shared_dir=shared_dir)
-        name = escape(str(path))
-        checks = ", ".join(verdict.checks) or "none"
-        if verdict.ok:
-            out_console.print(f"[green]valid[/]   {name}  ({checks})")
-        else:
-            failed += 1
-            count = len(verdict.failures)
-            out_console.print(
-                f"[bold red]INVALID[/] {name}  ({count} failure{'s' if count > 1 else ''}; checks: {checks})"
-            )
-            for failure in verdict.failures:
-                out_console.print(f"   - {escape(failure)}")
-        for warning in verdict.warnings:
-            out_console.print(f"   [yellow]warning[/] {escape(warning)}")
+    with progress("validating files", total=len(files)) as done:
+        for checked, path in enumerate(files, start=1):
+            verdict = _verdict_for(path, schematron=run_schematron, shared_dir=shared_dir)
+            name = escape(str(path))
+            checks = ", ".join(verdict.checks) or "none"
+            if verdict.ok:
+                out_console.print(f"[green]valid[/]   {name}  ({checks})")
+            else:
+                failed += 1
+                count = len(verdict.failures)
+                out_console.print(
+                    f"[bold red]INVALID[/] {name}  ({count} failure{'s' if count > 1 else ''}; checks: {checks})"
+                )
+                for failure in verdict.failures:
+                    out_console.print(f"   - {escape(failure)}")
+            for warning in verdict.warnings:
+                out_console.print(f"   [yellow]warning[/] {escape(warning)}")
+            done(checked)
     if not run_schematron:
         reason = "--no-schematron" if schematron is False else "install saxonche to run it"
         err_console.print(f"note: schematron not run ({reason})")

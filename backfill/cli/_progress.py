@@ -1,0 +1,48 @@
+"""Progress of long work, on a terminal only: off a terminal (cron, pipes) nothing but the summary.
+
+    with progress("generating patients", total=n) as done:
+        for i in ...: done(i + 1)
+
+`done(n)` says how much is finished; it costs nothing when no terminal is watching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from backfill.cli._app import err_console
+
+__all__ = ["progress"]
+
+
+def _ignore(_done: int) -> None:
+    return None
+
+
+@contextmanager
+def progress(description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """A progress display on stderr while the block runs, when stderr is an interactive terminal."""
+    if not err_console.is_interactive:
+        yield _ignore
+        return
+    columns = (
+        [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+         TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn()]
+        if total is not None
+        else [SpinnerColumn(), TextColumn("{task.description}"),
+              TextColumn("{task.completed:,}"), TimeElapsedColumn()]
+    )  # fmt: skip
+    with Progress(*columns, console=err_console, transient=True) as display:
+        task = display.add_task(description, total=total)
+        yield lambda done: display.update(task, completed=done)
