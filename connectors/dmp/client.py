@@ -40,10 +40,11 @@ import enum
 import re
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
+from typing import TypeVar
 
 import httpx
 from lxml import etree
@@ -196,6 +197,7 @@ class _Sent:
     patient_id: str
 
 
+_T = TypeVar("_T")
 _SET = -1  # `_locate` result: the error is about the submission set
 
 
@@ -557,6 +559,19 @@ class _Prepared:
     sent: _Sent
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One POST a transaction needs: where, and what."""
+
+    url: str
+    content_type: str
+    body: bytes
+
+
+_Reply = httpx.Response | httpx.TransportError
+_Steps = Generator[_Call, _Reply, _T]
+
+
 class _Core:
     """What both clients share: endpoints, identity, how a submission is built and read."""
 
@@ -609,33 +624,55 @@ class _Core:
         )
         return _Prepared(media, body, sent)
 
-    def _query_request(self, query: StoredQuery, patient_id: str) -> tuple[str, bytes]:
-        return build_query_request(query, self.identity, patient_id, to=self.registry_url)
+    # Each transaction is a generator of the calls it needs (the logic, written once); each
+    # client runs it with its own transport, blocking or async.
 
-    @staticmethod
-    def _found(unique_id: str, answer: QueryOutcome | LookupResult, leaf: bool) -> LookupResult:
-        if isinstance(answer, LookupResult):
-            return answer
-        if leaf:
-            return _entry_from_leaves(unique_id, answer)
-        return _entry_from_refs(unique_id, answer) or LookupResult(OutcomeKind.TRANSIENT)
+    def _submit_steps(
+        self,
+        patient_id: str,
+        documents: Sequence[tuple[DocumentEntry, bytes]],
+        content_type: Coded | None,
+        before_post: Callable[[str], object] | None = None,
+    ) -> _Steps[SubmitResult]:
+        prepared = self._prepare(patient_id, documents, content_type)
+        if before_post is not None:
+            before_post(prepared.sent.submission_set_id)
+        started = time.monotonic()
+        reply = yield _Call(self.repository_url, prepared.content_type, prepared.body)
+        if isinstance(reply, httpx.TransportError):
+            result = _transport_outcome(reply, prepared.sent)
+        else:
+            result = _classify(reply, prepared.sent)
+        return dataclasses.replace(result, elapsed=time.monotonic() - started)
 
-    @staticmethod
-    def _listed(answer: QueryOutcome | LookupResult) -> FindResult:
+    def _ask_steps(
+        self, query: StoredQuery, patient_id: str
+    ) -> _Steps[QueryOutcome | LookupResult]:
+        content_type, body = build_query_request(
+            query, self.identity, patient_id, to=self.registry_url
+        )
+        reply = yield _Call(self.registry_url, content_type, body)
+        if isinstance(reply, httpx.TransportError):
+            return _query_failed(reply)
+        return _read_query_answer(reply, patient_id)
+
+    def _lookup_steps(self, unique_id: str, patient_id: str) -> _Steps[LookupResult]:
+        first = yield from self._ask_steps(get_documents(unique_ids=[unique_id]), patient_id)
+        if isinstance(first, LookupResult):
+            return first
+        if (settled := _entry_from_refs(unique_id, first)) is not None:
+            return settled
+        leaves = get_documents(unique_ids=[unique_id], return_type="LeafClass")
+        second = yield from self._ask_steps(leaves, patient_id)
+        return second if isinstance(second, LookupResult) else _entry_from_leaves(unique_id, second)
+
+    def _find_steps(self, patient_id: str, statuses: Sequence[str]) -> _Steps[FindResult]:
+        query = find_documents_query(patient_id, statuses=statuses)
+        answer = yield from self._ask_steps(query, patient_id)
         if isinstance(answer, LookupResult):
             return FindResult(answer.kind, (), answer.detail, answer.retry_after,
                               answer.http_status)  # fmt: skip
         return FindResult(OutcomeKind.DONE, answer.documents, f"{len(answer.documents)} found")
-
-    @staticmethod
-    def _read(prepared: _Prepared, response: httpx.Response, started: float) -> SubmitResult:
-        result = _classify(response, prepared.sent)
-        return dataclasses.replace(result, elapsed=time.monotonic() - started)
-
-    @staticmethod
-    def _failed(prepared: _Prepared, exc: httpx.TransportError, started: float) -> SubmitResult:
-        result = _transport_outcome(exc, prepared.sent)
-        return dataclasses.replace(result, elapsed=time.monotonic() - started)
 
 
 class DmpClient(_Core):
@@ -660,50 +697,43 @@ class DmpClient(_Core):
         )
         self.http = http or httpx.Client(timeout=httpx.Timeout(10, read=60))
 
+    def _run(self, steps: _Steps[_T]) -> _T:
+        try:
+            call = next(steps)
+            while True:
+                try:
+                    reply: _Reply = self.http.post(
+                        call.url, content=call.body, headers={"content-type": call.content_type}
+                    )
+                except httpx.TransportError as exc:
+                    reply = exc
+                call = steps.send(reply)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
     def submit(
         self,
         patient_id: str,
         documents: Sequence[tuple[DocumentEntry, bytes]],
         *,
         content_type: Coded | None = None,
+        before_post: Callable[[str], object] | None = None,
     ) -> SubmitResult:
-        prepared = self._prepare(patient_id, documents, content_type)
-        started = time.monotonic()
-        try:
-            response = self.http.post(
-                self.repository_url,
-                content=prepared.body,
-                headers={"content-type": prepared.content_type},
-            )
-        except httpx.TransportError as exc:
-            return self._failed(prepared, exc, started)
-        return self._read(prepared, response, started)
+        """Send one submission set of one patient; never raises for an answer or the network.
 
-    def _ask(self, query: StoredQuery, patient_id: str) -> QueryOutcome | LookupResult:
-        content_type, body = self._query_request(query, patient_id)
-        try:
-            response = self.http.post(
-                self.registry_url, content=body, headers={"content-type": content_type}
-            )
-        except httpx.TransportError as exc:
-            return _query_failed(exc)
-        return _read_query_answer(response, patient_id)
+        `before_post(submission_set_id)` runs just before the request leaves (see the async one).
+        """
+        return self._run(self._submit_steps(patient_id, documents, content_type, before_post))
 
     def find_entry_uuid(self, unique_id: str, *, patient_id: str) -> LookupResult:
         """ITI-18 GetDocuments by uniqueId (ObjectRef): the entryUUID an RPLC must target."""
-        first = self._ask(get_documents(unique_ids=[unique_id]), patient_id)
-        if isinstance(first, QueryOutcome) and _entry_from_refs(unique_id, first) is None:
-            leaves = get_documents(unique_ids=[unique_id], return_type="LeafClass")
-            return self._found(unique_id, self._ask(leaves, patient_id), leaf=True)
-        return self._found(unique_id, first, leaf=False)
+        return self._run(self._lookup_steps(unique_id, patient_id))
 
     def find_documents(
         self, patient_id: str, *, statuses: Sequence[str] = (XDS.APPROVED,)
     ) -> FindResult:
         """ITI-18 FindDocuments (LeafClass): the patient's entries in these statuses."""
-        return self._listed(
-            self._ask(find_documents_query(patient_id, statuses=statuses), patient_id)
-        )
+        return self._run(self._find_steps(patient_id, statuses))
 
     def close(self) -> None:
         self.http.close()
@@ -739,6 +769,20 @@ class AsyncDmpClient(_Core):
         )
         self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10, read=60))
 
+    async def _run(self, steps: _Steps[_T]) -> _T:
+        try:
+            call = next(steps)
+            while True:
+                try:
+                    reply: _Reply = await self.http.post(
+                        call.url, content=call.body, headers={"content-type": call.content_type}
+                    )
+                except httpx.TransportError as exc:
+                    reply = exc
+                call = steps.send(reply)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
     async def submit(
         self,
         patient_id: str,
@@ -752,29 +796,8 @@ class AsyncDmpClient(_Core):
         `before_post(submission_set_id)` runs once the request is built, just before it leaves:
         the sender commits `sending` there, under the uniqueId this attempt carries.
         """
-        prepared = self._prepare(patient_id, documents, content_type)
-        if before_post is not None:
-            before_post(prepared.sent.submission_set_id)
-        started = time.monotonic()
-        try:
-            response = await self.http.post(
-                self.repository_url,
-                content=prepared.body,
-                headers={"content-type": prepared.content_type},
-            )
-        except httpx.TransportError as exc:
-            return self._failed(prepared, exc, started)
-        return self._read(prepared, response, started)
-
-    async def _ask(self, query: StoredQuery, patient_id: str) -> QueryOutcome | LookupResult:
-        content_type, body = self._query_request(query, patient_id)
-        try:
-            response = await self.http.post(
-                self.registry_url, content=body, headers={"content-type": content_type}
-            )
-        except httpx.TransportError as exc:
-            return _query_failed(exc)
-        return _read_query_answer(response, patient_id)
+        steps = self._submit_steps(patient_id, documents, content_type, before_post)
+        return await self._run(steps)
 
     async def find_entry_uuid(self, unique_id: str, *, patient_id: str) -> LookupResult:
         """ITI-18 GetDocuments by uniqueId (ObjectRef): the entryUUID an RPLC must target.
@@ -784,18 +807,13 @@ class AsyncDmpClient(_Core):
         RPLC fail with XDSRegistryDeprecatedDocumentError, a DOCUMENT outcome); several entries
         (versions of its metadata) are told apart by a LeafClass query, and the Approved one wins.
         """
-        first = await self._ask(get_documents(unique_ids=[unique_id]), patient_id)
-        if isinstance(first, QueryOutcome) and _entry_from_refs(unique_id, first) is None:
-            leaves = get_documents(unique_ids=[unique_id], return_type="LeafClass")
-            return self._found(unique_id, await self._ask(leaves, patient_id), leaf=True)
-        return self._found(unique_id, first, leaf=False)
+        return await self._run(self._lookup_steps(unique_id, patient_id))
 
     async def find_documents(
         self, patient_id: str, *, statuses: Sequence[str] = (XDS.APPROVED,)
     ) -> FindResult:
         """ITI-18 FindDocuments (LeafClass): uniqueId, entryUUID, hash, size, status of each."""
-        query = find_documents_query(patient_id, statuses=statuses)
-        return self._listed(await self._ask(query, patient_id))
+        return await self._run(self._find_steps(patient_id, statuses))
 
     async def aclose(self) -> None:
         await self.http.aclose()

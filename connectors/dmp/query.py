@@ -24,7 +24,7 @@ from lxml import etree
 
 from cda.specs import find_specs
 from connectors.dmp.errors import MalformedMessage, MetadataProblem
-from connectors.dmp.response import RegistryError
+from connectors.dmp.response import RegistryError, append_errors, read_errors
 from connectors.dmp.soap import build_envelope
 from connectors.dmp.vihf import VihfIdentity, build_assertion
 from connectors.dmp.vocabulary import NS, XDS
@@ -62,7 +62,6 @@ STATUS = "$XDSDocumentEntryStatus"
 _QUERY_NS = "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"
 _Q = f"{{{_QUERY_NS}}}"
 _RIM = f"{{{NS['rim']}}}"
-_RS = f"{{{NS['rs']}}}"
 _QUOTED = re.compile(r"'((?:[^']|'')*)'")
 
 
@@ -235,16 +234,7 @@ def build_query_response(
         nsmap={"query": _QUERY_NS, "rim": NS["rim"], "rs": NS["rs"]},
         status=XDS.FAILURE if failed else XDS.SUCCESS,
     )
-    if errors:
-        listing = etree.SubElement(
-            response, _RS + "RegistryErrorList",
-            highestSeverity=XDS.ERROR if failed else XDS.WARNING,
-        )  # fmt: skip
-        for error in errors:
-            etree.SubElement(
-                listing, _RS + "RegistryError", errorCode=error.code, codeContext=error.context,
-                location=error.location, severity=error.severity,
-            )  # fmt: skip
+    append_errors(response, errors)
     objects = etree.SubElement(response, _RIM + "RegistryObjectList")
     for document in [] if failed else documents:
         if return_type == "ObjectRef":
@@ -300,15 +290,7 @@ def read_query_response(element: etree._Element) -> QueryOutcome:
     status = element.get("status")
     if status not in (XDS.SUCCESS, XDS.FAILURE, PARTIAL_SUCCESS):
         raise MalformedMessage(f"AdhocQueryResponse status {status!r} is not a response status")
-    errors = tuple(
-        RegistryError(
-            code=e.get("errorCode", ""),
-            context=e.get("codeContext", ""),
-            location=e.get("location", ""),
-            severity=e.get("severity", XDS.ERROR),
-        )
-        for e in element.iter(_RS + "RegistryError")
-    )
+    errors = read_errors(element)
     objects = element.find(_RIM + "RegistryObjectList")
     found: list[FoundDocument] = []
     for obj in objects if objects is not None else ():

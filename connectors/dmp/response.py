@@ -10,7 +10,14 @@ from lxml import etree
 from connectors.dmp.errors import MalformedMessage
 from connectors.dmp.vocabulary import NS, XDS
 
-__all__ = ["RegistryError", "RegistryOutcome", "build_response", "read_response"]
+__all__ = [
+    "RegistryError",
+    "RegistryOutcome",
+    "append_errors",
+    "build_response",
+    "read_errors",
+    "read_response",
+]
 
 _RS = f"{{{NS['rs']}}}"
 
@@ -33,14 +40,12 @@ class RegistryOutcome:
         return tuple(e.code for e in self.errors if e.severity == XDS.ERROR)
 
 
-def build_response(errors: Sequence[RegistryError] = ()) -> etree._Element:
-    """Success when there is no error of severity Error; warnings ride along either way."""
+def append_errors(response: etree._Element, errors: Sequence[RegistryError]) -> bool:
+    """Add the `rs:RegistryErrorList` of `errors` (if any) to a response; True if one is an Error.
+
+    Shared by the ITI-41 RegistryResponse and the ITI-18 AdhocQueryResponse (same ebRS type).
+    """
     failed = any(e.severity == XDS.ERROR for e in errors)
-    response = etree.Element(
-        _RS + "RegistryResponse",
-        nsmap={"rs": NS["rs"]},
-        status=XDS.FAILURE if failed else XDS.SUCCESS,
-    )
     if errors:
         listing = etree.SubElement(
             response,
@@ -52,6 +57,30 @@ def build_response(errors: Sequence[RegistryError] = ()) -> etree._Element:
                 listing, _RS + "RegistryError", errorCode=error.code, codeContext=error.context,
                 location=error.location, severity=error.severity,
             )  # fmt: skip
+    return failed
+
+
+def read_errors(response: etree._Element) -> tuple[RegistryError, ...]:
+    return tuple(
+        RegistryError(
+            code=e.get("errorCode", ""),
+            context=e.get("codeContext", ""),
+            location=e.get("location", ""),
+            severity=e.get("severity", XDS.ERROR),
+        )
+        for e in response.iter(_RS + "RegistryError")
+    )
+
+
+def build_response(errors: Sequence[RegistryError] = ()) -> etree._Element:
+    """Success when there is no error of severity Error; warnings ride along either way."""
+    failed = any(e.severity == XDS.ERROR for e in errors)
+    response = etree.Element(
+        _RS + "RegistryResponse",
+        nsmap={"rs": NS["rs"]},
+        status=XDS.FAILURE if failed else XDS.SUCCESS,
+    )
+    append_errors(response, errors)
     return response
 
 
@@ -63,13 +92,5 @@ def read_response(element: etree._Element) -> RegistryOutcome:
     status = element.get("status")
     if status not in (XDS.SUCCESS, XDS.FAILURE):
         raise MalformedMessage(f"RegistryResponse status {status!r} is not Success or Failure")
-    errors = tuple(
-        RegistryError(
-            code=e.get("errorCode", ""),
-            context=e.get("codeContext", ""),
-            location=e.get("location", ""),
-            severity=e.get("severity", XDS.ERROR),
-        )
-        for e in element.iter(_RS + "RegistryError")
-    )
+    errors = read_errors(element)
     return RegistryOutcome(status == XDS.SUCCESS, errors)

@@ -259,3 +259,19 @@ def test_the_async_client_from_settings(mock, tmp_path, monkeypatch) -> None:
     results = asyncio.run(run())
     assert [r.kind for r in results] == [OutcomeKind.DONE] * len(DOCUMENTS)
     assert len({r.submission_set_id for r in results}) == len(DOCUMENTS)
+
+
+def test_before_post_runs_with_the_attempts_set_id_before_anything_is_stored(mock) -> None:
+    httpx.post(mock.base_url + "/_mock/reset")
+    seen: list[tuple[str, dict]] = []
+
+    async def run():
+        async with AsyncDmpClient(mock.services_url, **client_options()) as dmp:  # type: ignore[arg-type]
+            return await dmp.submit(
+                DOCUMENTS[0].entry.patient_id, [(d.entry, d.xml) for d in DOCUMENTS],
+                before_post=lambda set_id: seen.append((set_id, stored(mock))),
+            )  # fmt: skip
+
+    result = asyncio.run(run())
+    assert result.kind is OutcomeKind.DONE
+    assert seen == [(result.submission_set_id, {})]
