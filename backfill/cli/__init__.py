@@ -10,6 +10,7 @@ from backfill.cli import (
     indicator_cmd,  # noqa: F401
     ledger_cmd,  # noqa: F401
     mock_dmp_cmd,  # noqa: F401
+    report_cmd,  # noqa: F401
     run_cmd,  # noqa: F401
     validate_cmd,  # noqa: F401
 )
