@@ -53,6 +53,7 @@ from backfill.priority import Priority, patient_priorities
 from backfill.selection import Decision, Rule, Window, decide
 from backfill.selection.paris_time import PARIS
 from backfill.submission_sets import split_sets
+from backfill.visiting import visiting_ipps
 from cda.build import BuiltDocument
 from connectors.dmp.client import OutcomeKind, SubmitResult
 
@@ -227,7 +228,6 @@ def _selected_stream(
     ipps: Collection[str] | None,
     document_ids: Collection[str] | None,
     refused: dict[str, str],
-    visiting: bool,
     hidden: set[str],
     chunk: int = 2000,
 ) -> Iterator[Selected]:
@@ -237,7 +237,7 @@ def _selected_stream(
     minor's under the [minors] policy); selection decides it again every run, so a resend
     after a crash builds the same bytes."""
     wanted_docs = set(document_ids) if document_ids else None
-    wanted_ipps = set(ipps) if ipps else None
+    wanted_ipps = set(ipps) if ipps is not None else None  # empty: nobody (visiting, no visit)
     found: set[str] = set()
     batch: list[Decision] = []
 
@@ -246,8 +246,6 @@ def _selected_stream(
             keys = patient_priorities(conn, {d.ipp for d in batch}, as_of, lookahead_days)
         for decision in batch:
             key: Priority = keys[decision.ipp]
-            if visiting and not key.urgent:
-                continue
             yield Selected(
                 decision.document_id,
                 decision.set_id,
@@ -640,6 +638,11 @@ async def run(
     started = time.monotonic()
     engine = open_engine(settings.dpi.url, "DPI")  # type: ignore[arg-type]
     try:
+        if visiting:
+            # Around a visit (backfill.visiting): only these patients, whatever else is pending.
+            with engine.connect() as conn:
+                around = set(visiting_ipps(conn, as_of, lookahead))
+            ipps = around if ipps is None else around & set(ipps)
         if dry_run:
             await _dry_run(
                 settings,
@@ -731,7 +734,6 @@ async def _dry_run(
             ipps=ipps,
             document_ids=document_ids,
             refused=summary.refused,
-            visiting=visiting,
             hidden=hidden,
         )
         batch: list[Selected] = []
@@ -789,7 +791,8 @@ async def _send_run(
         as_of=as_of,
         options={
             "window": [window.start.isoformat(), window.end.isoformat()] if window else None,
-            "ipps": sorted(ipps) if ipps else None,
+            # a visiting run's patients are recomputed from dpi_stay: their count is enough
+            "ipps": (len(ipps) if visiting else sorted(ipps)) if ipps is not None else None,
             "documents": sorted(document_ids) if document_ids else None,
             "until": until.isoformat() if until else None,
             "max_documents": max_documents,
@@ -820,7 +823,6 @@ async def _send_run(
             ipps=ipps,
             document_ids=document_ids,
             refused=summary.refused,
-            visiting=visiting,
             hidden=hidden,
         ),
     )

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from backfill.cli._app import app, err_console, out_console, state
 from backfill.cli.audit_cmd import parse_as_of, parse_window
+from backfill.errors import ConfigError
 from backfill.pipeline import RunSummary, run, until_instant
 from backfill.selection import Rule, Window, load_rule
 
@@ -61,6 +62,8 @@ def _go(
     dry_run: bool = False,
     until: str | None = None,
     max_documents: int | None = None,
+    visiting: bool = False,
+    lookahead_days: int | None = None,
 ) -> None:
     settings = state.settings()
     deadline = until_instant(until, dt.datetime.now(dt.UTC)) if until else None
@@ -77,6 +80,8 @@ def _go(
             dry_run=dry_run,
             until=deadline,
             max_documents=max_documents,
+            visiting=visiting,
+            lookahead_days=lookahead_days,
             progress=progress,
         )
     )
@@ -104,9 +109,28 @@ def run_command(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Reference instant (ISO; default now).")
     ] = None,
+    visiting: Annotated[
+        bool,
+        typer.Option(
+            "--visiting",
+            help="Only patients with a stay in progress, admitted today, or planned within "
+            "--lookahead-days (the run scheduled every few hours around new visits).",
+        ),
+    ] = False,
+    lookahead_days: Annotated[
+        int | None,
+        typer.Option(
+            "--lookahead-days",
+            min=0,
+            max=365,
+            help="With --visiting: days ahead for planned stays (default: [run] lookahead_days).",
+        ),
+    ] = None,
 ) -> None:
     """Send what the configured rule selects to the DMP (the nightly run)."""
     settings = state.settings()
+    if lookahead_days is not None and not visiting:
+        raise ConfigError("--lookahead-days goes with --visiting")
     _go(
         mode="nightly",
         rule=load_rule(settings.rules.file),
@@ -114,6 +138,8 @@ def run_command(
         dry_run=dry_run,
         until=until,
         max_documents=max_documents,
+        visiting=visiting,
+        lookahead_days=lookahead_days,
     )
 
 
