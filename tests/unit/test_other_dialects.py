@@ -17,8 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, oracle, postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
+from backfill.indicator import discharge_share_query, ds14_query
 from backfill.selection import Window, load_rule
 from backfill.selection.compiler import compile_decisions
+from backfill.visiting import visiting_query
 
 AS_OF = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 
@@ -46,6 +48,17 @@ DPI_QUERIES = [
         ),
         ("QUAL", "application/pdf"),
     ),
+    DpiQuery(
+        "DS1.4 (indicator)",
+        lambda: ds14_query(encounter_types=["IMP", "SEANCE"], eligible_kinds=["CRH", "CR_URG"]),
+        ("QUAL", "SEANCE", "CR_URG", "1.2.250.1.213.1.4.10", "planned", "validated"),
+    ),
+    DpiQuery(
+        "DS1.1 (discharge letters sent live)",
+        lambda: discharge_share_query(encounter_types=["IMP"], kind="LDL"),
+        ("QUAL", "LDL", "IMP"),
+    ),
+    DpiQuery("visiting patients", visiting_query, ("in_progress", "planned", "cancelled")),
 ]
 
 DIALECTS: dict[str, Callable[[], Dialect]] = {
