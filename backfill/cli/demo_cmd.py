@@ -6,8 +6,8 @@ The demo is a list of steps, each a function of the shared `DemoContext`; a step
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,16 +20,16 @@ import typer
 from backfill.cli._app import app, out_console, state
 from backfill.cli.dpi_cmd import print_summary, run_generation
 from backfill.databases import open_engine
-from backfill.dmp_session import dmp_client
 from backfill.documents import build_selected
 from backfill.errors import ConfigError
 from backfill.outputs import export_name, open_output, private_folder, write_output
+from backfill.pipeline import run
 from backfill.selection import DEFAULT_RULE, Decision, decide, load_rule
 from backfill.selection.audit import AuditCounts, DecisionCsv, reason_table
 from backfill.selection.paris_time import PARIS
-from cda.build import BuiltDocument
 from cda.validate import validate
 from connectors.dmp_mock.app import MockConfig
+from connectors.dmp_mock.seeding import seed_from_dpi
 from connectors.dmp_mock.server import MockServer
 
 __all__ = ["DEMO_STEPS", "DemoContext"]
@@ -130,62 +130,52 @@ def _export_sample(ctx: DemoContext) -> None:
 
 
 def _send_to_mock(ctx: DemoContext) -> None:
+    """The sender itself (`backfill.pipeline.run`) on the first patients, against a mock DMP
+    that holds what the live feed sent (so replacements find their targets), with a ledger."""
     selected: list[Decision] = ctx.notes["selected"]  # type: ignore[assignment]
-    by_patient: dict[str, list[Decision]] = {}
-    for decision in selected:
-        by_patient.setdefault(decision.ipp, []).append(decision)
-    patients = list(by_patient)[: ctx.send_patients]
-    wanted = [d for ipp in patients for d in by_patient[ipp]]
-    replacements = [d for d in wanted if d.replaces_unique_id]
-    wanted = [d for d in wanted if not d.replaces_unique_id]
-    settings = state.settings()
-    establishment = settings.establishment.as_cda()
-    built: dict[str, list[BuiltDocument]] = {}
-    outcomes: Counter[str] = Counter()
-    engine = open_engine(ctx.dpi_url, "DPI")
-    try:
-        for outcome in build_selected(
-            engine,
-            [(d.document_id, None) for d in wanted],
-            establishment,
-            content_root=ctx.content_root,
-            hidden_from_legal_rep={d.document_id for d in wanted if d.hide_from_legal_rep},
-            environment=settings.dmp.environment,
-        ):
-            if outcome.built is None:
-                outcomes[f"not built: {outcome.reason}"] += 1
-            else:
-                built.setdefault(outcome.ipp or "", []).append(outcome.built)
-    finally:
-        engine.dispose()
+    patients = list(dict.fromkeys(d.ipp for d in selected))[: ctx.send_patients]
     store = ctx.workdir / "mock-dmp.sqlite"
     store.unlink(missing_ok=True)
-    started = time.perf_counter()
+    ledger = ctx.workdir / "ledger.sqlite"
+    ledger.unlink(missing_ok=True)
+    base = state.settings()
     with MockServer(MockConfig(db_url=f"sqlite:///{store}")) as mock:
-        client = dmp_client(settings, url=mock.services_url)
+        engine = open_engine(ctx.dpi_url, "DPI")
         try:
-            for documents in built.values():
-                result = client.submit(
-                    documents[0].entry.patient_id, [(d.entry, d.xml) for d in documents]
-                )
-                outcomes[
-                    f"{result.kind.value}"
-                    + (f" ({', '.join(sorted(set(result.codes)))})" if result.codes else "")
-                ] += len(documents)
+            seeded = seed_from_dpi(engine, mock.services_url)
         finally:
-            client.close()
-        stored = len(httpx.get(mock.base_url + "/_mock/documents").json())
-    elapsed = time.perf_counter() - started
-    out_console.print(
-        f"{len(patients)} patients, {sum(len(v) for v in built.values())} documents sent to a mock DMP "
-        f"over ITI-41 in {elapsed:.1f} s; the mock holds {stored}: "
-        + ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()))
-    )
-    if replacements:
-        out_console.print(
-            f"{len(replacements)} selected documents replace a version the live feed sent; they "
-            "wait for the sender, which looks up the DMP's entry first."
+            engine.dispose()
+        settings = base.model_copy(
+            update={
+                "dpi": base.dpi.model_copy(
+                    update={"url": ctx.dpi_url, "content_root": ctx.content_root}
+                ),
+                "ledger": base.ledger.model_copy(update={"url": f"sqlite:///{ledger}"}),
+                "dmp": base.dmp.model_copy(
+                    update={"url": mock.services_url, "rate": 200.0, "concurrency": 4}
+                ),
+                "run": base.run.model_copy(
+                    update={"lock_file": ctx.workdir / "backfill.lock", "metrics_file": None}
+                ),
+            }
         )
+        summary = asyncio.run(
+            run(
+                settings,
+                mode="demo",
+                rule=load_rule(DEFAULT_RULE),
+                as_of=dt.datetime.combine(ctx.as_of, dt.time(), tzinfo=PARIS),
+                ipps=patients,
+            )
+        )
+        stored = len(httpx.get(mock.base_url + "/_mock/documents").json())
+    for line in summary.lines():
+        out_console.print(line, markup=False)
+    out_console.print(
+        f"the mock DMP holds {stored} documents ({seeded.get('seeded', 0)} sent by the live feed "
+        f"before, seeded from the DPI); ledger: {ledger}"
+    )
+    ctx.notes["send_summary"] = summary
 
 
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [

@@ -108,8 +108,12 @@ def test_demo_runs_in_its_work_folder(tmp_path: Path) -> None:
         "by_kind",
     }  # contract keys; more may follow
     assert audit["selected"] > 0
-    assert "7 patients" in result.stdout
-    assert "sent to a mock DMP over ITI-41" in result.stdout
+    # The sender itself ran: its summary, every document acknowledged, the invariant held.
+    assert "mode demo: exit 0" in result.stdout
+    assert "acked (7 patients)" in result.stdout
+    assert "invariant: selected" in result.stdout
+    assert ": holds" in result.stdout
+    assert (tmp_path / "work" / "ledger.sqlite").is_file()
     assert "valid (xml+xsd)" in result.stdout, "--no-schematron was not honoured"
     assert list((tmp_path / "work" / "cda").glob("*.xml")), "no CDA sample written"
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'work' / 'dpi.sqlite'}")
