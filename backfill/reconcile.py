@@ -10,14 +10,16 @@ idea of the DMP. `reconcile` names every difference, by uniqueId:
 - `deprecated`: the DMP holds it but no longer as Approved (replaced, or withdrawn), while the
   ledger has no later acknowledged version of the same document set to explain it.
 
-Where the holdings come from: the mock DMP's `GET /_mock/documents` (control plane, loopback).
-A real DMP has no such listing; there the holdings come from ITI-18 FindDocuments per patient
-(not built yet). Nothing here prints a patient identifier: the DMP's patient ids are INS.
+Where the holdings come from: the mock DMP's `GET /_mock/documents` (control plane, loopback)
+when it answers; otherwise (a real DMP has no listing) ITI-18 FindDocuments, Approved and
+Deprecated, for each patient the ledger acknowledged documents of — so there,
+`held_not_in_ledger` covers those patients only. Nothing here prints a patient identifier: the
+DMP's patient ids are INS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,11 +28,14 @@ import sqlalchemy as sa
 
 from backfill.config import Settings
 from backfill.databases import open_engine, translate_errors
-from backfill.dmp_session import http_options
+from backfill.dmp_session import dmp_client, http_options
 from backfill.errors import BackfillError
 from backfill.indicator import ACKED_TABLE, load_acked
 from backfill.ledger import Ledger
-from connectors.dpi.contract import dpi_document
+from cda.ins import INS, InvalidIdentity
+from connectors.dmp.client import DmpClient, OutcomeKind
+from connectors.dmp.vocabulary import XDS
+from connectors.dpi.contract import dpi_document, dpi_patient
 
 __all__ = [
     "DIFFERENCE_KINDS",
@@ -40,6 +45,7 @@ __all__ = [
     "ReconcileError",
     "Reconciliation",
     "fetch_mock_holdings",
+    "fetch_registry_holdings",
     "mock_documents_url",
     "reconcile",
     "reconcile_configured",
@@ -174,10 +180,24 @@ def reconcile(
     return Reconciliation(matched, live, tuple(differences))
 
 
+def _patient_id(matricule: str | None, oid: str | None) -> str | None:
+    """The XDS patient id of an INS (the DMP's), or None when the DPI's INS is not one."""
+    if matricule is None or oid is None:
+        return None
+    try:
+        return INS(matricule, oid).as_cx()
+    except InvalidIdentity:
+        return None
+
+
 def mock_documents_url(services_url: str) -> str:
     """The mock DMP's listing door, at the root of the host that serves `dmp.url`."""
     parts = urlsplit(services_url)
     return urlunsplit((parts.scheme, parts.netloc, "/_mock/documents", "", ""))
+
+
+class NoListing(ReconcileError):
+    """The DMP has no listing door (a real DMP, or a mock without its control plane)."""
 
 
 def fetch_mock_holdings(services_url: str, http: httpx.Client) -> list[HeldDocument]:
@@ -188,7 +208,7 @@ def fetch_mock_holdings(services_url: str, http: httpx.Client) -> list[HeldDocum
     except httpx.HTTPError as exc:
         raise ReconcileError(f"cannot read the DMP's holdings at {url}: {exc}") from None
     if response.status_code != 200:
-        raise ReconcileError(
+        raise NoListing(
             f"the DMP at {url} answered HTTP {response.status_code}: reconciliation needs the mock "
             "DMP's control plane (loopback, --control); a real DMP has no listing door"
         )
@@ -213,18 +233,27 @@ def reconcile_configured(settings: Settings) -> Reconciliation:
     finally:
         ledger.close()
     engine = open_engine(settings.dpi.url, "DPI", check=False, must_exist=True)
-    d = dpi_document
+    d, p = dpi_document, dpi_patient
     try:
         with translate_errors("DPI", settings.dpi.url), engine.connect() as conn:
             load_acked(conn, ((a.document_id, a.acked_at) for a in acked))
-            versions = {
-                row.document_id: (row.set_id, row.version)
-                for row in conn.execute(
-                    sa.select(d.c.document_id, d.c.set_id, d.c.version).join(
-                        ACKED_TABLE, ACKED_TABLE.c.document_id == d.c.document_id
-                    )
+            versions: dict[str, tuple[str, int]] = {}
+            patients: dict[str, str | None] = {}
+            rows = conn.execute(
+                sa.select(
+                    d.c.document_id,
+                    d.c.set_id,
+                    d.c.version,
+                    d.c.ipp,
+                    p.c.ins_matricule,
+                    p.c.ins_oid,
                 )
-            }
+                .join(ACKED_TABLE, ACKED_TABLE.c.document_id == d.c.document_id)
+                .outerjoin(p, p.c.ipp == d.c.ipp)
+            )
+            for row in rows:
+                versions[row.document_id] = (row.set_id, row.version)
+                patients[row.ipp] = _patient_id(row.ins_matricule, row.ins_oid)
             live = set(
                 conn.execute(
                     sa.select(d.c.dmp_unique_id).where(
@@ -241,5 +270,38 @@ def reconcile_configured(settings: Settings) -> Reconciliation:
         for a in acked
     ]
     with httpx.Client(**http_options(settings)) as http:  # type: ignore[arg-type]
-        held = fetch_mock_holdings(settings.dmp.url, http)
+        try:
+            held = fetch_mock_holdings(settings.dmp.url, http)
+        except NoListing:
+            held = None
+    if held is None:
+        with dmp_client(settings) as client:
+            held = fetch_registry_holdings(client, patients)
     return reconcile(ours, held, live)
+
+
+def fetch_registry_holdings(
+    client: DmpClient, patients: Mapping[str, str | None]
+) -> list[HeldDocument]:
+    """ITI-18 FindDocuments (Approved and Deprecated) for each patient: ipp → XDS patient id.
+
+    A patient without an INS, or without a DMP, holds nothing; any other failure stops the
+    reconciliation naming the IPP (never the INS).
+    """
+    held: list[HeldDocument] = []
+    for ipp, patient_id in sorted(patients.items()):
+        if patient_id is None:
+            continue
+        found = client.find_documents(patient_id, statuses=(XDS.APPROVED, XDS.DEPRECATED))
+        if found.kind is OutcomeKind.PATIENT:
+            continue
+        if found.kind is not OutcomeKind.DONE:
+            raise ReconcileError(
+                f"the DMP's FindDocuments for patient {ipp} failed ({found.kind.value}): {found.detail}"
+            )
+        held.extend(
+            HeldDocument(f.unique_id, f.hash, f.status or APPROVED)
+            for f in found.documents
+            if f.unique_id is not None
+        )
+    return held

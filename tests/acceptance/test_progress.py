@@ -8,7 +8,10 @@ import pytest
 
 from tests.acceptance.cli import run_backfill
 
-TERMINAL = {"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"}  # rich: stderr is an interactive terminal
+TERMINAL = {
+    "TTY_COMPATIBLE": "1",
+    "TTY_INTERACTIVE": "1",
+}  # rich: stderr is an interactive terminal
 NO_TERMINAL = {"TTY_COMPATIBLE": "0", "TTY_INTERACTIVE": "0"}
 
 

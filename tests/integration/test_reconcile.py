@@ -19,6 +19,7 @@ from backfill.reconcile import (
     reconcile_configured,
 )
 from cda.build import BuiltDocument
+from cda.ins import INS
 from connectors.dmp_mock.app import MockConfig
 from connectors.dmp_mock.server import MockServer
 from connectors.dpi.contract import create_contract
@@ -54,31 +55,39 @@ def _originals() -> list[list[BuiltDocument]]:
     return [g for g in groups if g]
 
 
-@pytest.fixture
-def mock() -> MockServer:
-    with MockServer(MockConfig()) as server:
+@pytest.fixture(params=["listing", "ITI-18"])
+def mock(request: pytest.FixtureRequest) -> MockServer:
+    """The mock with its listing door, or without (then reconciliation asks ITI-18 FindDocuments)."""
+    with MockServer(MockConfig(control=request.param == "listing")) as server:
         with httpx.Client() as http:
             for documents in _originals():
                 answer = post(http, server.repository_url, documents)
                 assert answer.outcome is not None, answer.text
                 assert answer.outcome.success, answer.text
+        server.holdings = request.param  # type: ignore[attr-defined]
         yield server
 
 
 def test_every_difference_is_named(database: Database, tmp_path: Path, mock: MockServer) -> None:
-    held = [d for docs in _originals() for d in docs]
-    e0, e1, e2, *others = held
+    groups = _originals()
+    held = [d for docs in groups for d in docs]
+    e0, e1, e2 = groups[0][:3]  # one patient's documents
+    # ITI-18 asks only about the patients the ledger knows: the others' documents stay unseen
+    seen = held if mock.holdings == "listing" else groups[0]  # type: ignore[attr-defined]
+    others = [d for d in seen if d not in (e0, e1, e2)]
+    ins = INS.from_cx(e0.entry.patient_id)
+    ipp = "IPP000123"
     dpi = database.engine()
     create_contract(dpi)
     insert(
         dpi,
         {
-            "patients": [patient("P1")],
+            "patients": [patient(ipp, ins_matricule=ins.matricule, ins_oid=ins.oid)],
             "documents": [
-                document("D0", "P1", paris(2026, 1, 1)),
-                document("D1", "P1", paris(2026, 1, 1)),
-                document("DX", "P1", paris(2026, 1, 1)),
-                document("LIVE", "P1", paris(2026, 1, 1), sent_live_at=paris(2026, 1, 2),
+                document("D0", ipp, paris(2026, 1, 1)),
+                document("D1", ipp, paris(2026, 1, 1)),
+                document("DX", ipp, paris(2026, 1, 1)),
+                document("LIVE", ipp, paris(2026, 1, 1), sent_live_at=paris(2026, 1, 2),
                          dmp_unique_id=e2.entry.unique_id),
             ],
         },
