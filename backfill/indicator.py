@@ -37,7 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from backfill.errors import ConfigError
 from backfill.selection import portable_sql as ps
-from backfill.selection.paris_time import instant_of, wall_clock_of
+from backfill.selection.paris_time import EARLIEST_DAY, LATEST_DAY, instant_of, wall_clock_of
 from cda.ins import INS_OIDS
 from connectors.dpi.contract import dpi_document, dpi_patient, dpi_stay
 
@@ -82,7 +82,13 @@ class Month:
         match = re.fullmatch(r"\s*(\d{4})-(\d{2})\s*", text)
         if not match or not 1 <= int(match.group(2)) <= 12:
             raise ConfigError(f"--month {text!r} is not a month: write YYYY-MM, e.g. 2026-11")
-        return cls(int(match.group(1)), int(match.group(2)))
+        month = cls(int(match.group(1)), int(match.group(2)))
+        if not EARLIEST_DAY <= month.start.date() <= LATEST_DAY:
+            raise ConfigError(
+                f"--month {text!r} is out of range: months from {EARLIEST_DAY:%Y-%m} to "
+                f"{LATEST_DAY:%Y-%m} are accepted"
+            )
+        return month
 
     @classmethod
     def of(cls, instant: dt.datetime) -> Month:

@@ -3,6 +3,7 @@ documents back after a fix. Both read an existing ledger only; neither creates o
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated
@@ -15,11 +16,15 @@ from backfill.databases import describe_url
 from backfill.errors import ConfigError
 from backfill.ledger import DocState, Ledger, LedgerStatus
 from backfill.outputs import plain, write_output
+from backfill.selection.paris_time import shown
 
 __all__ = ["retry", "status"]
 
 
 def _when(value: object) -> str:
+    """A ledger instant as people read it: Paris time with its offset."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return shown(value)
     return value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else "—"
 
 

@@ -38,7 +38,7 @@ from backfill.ledger.schema import (
     bf_run,
 )
 from backfill.ledger.states import WAITING, DocState, require
-from backfill.selection.paris_time import instant_of
+from backfill.selection.paris_time import instant_of, shown
 
 __all__ = [
     "AckedDocument",
@@ -191,11 +191,7 @@ class WaitingDocument:
         if self.state == DocState.SENDING:
             return "in flight, or cut by a stop or crash: the next run resends the same bytes"
         if self.state == DocState.RETRY_WAIT:
-            when = (
-                self.next_attempt_at.isoformat(timespec="seconds")
-                if self.next_attempt_at
-                else "now"
-            )
+            when = shown(self.next_attempt_at) if self.next_attempt_at else "now"
             return (
                 f"retry after {when} ({self.last_code or 'transient'}: {self.last_text or ''})".rstrip(
                     ": )"

@@ -181,3 +181,26 @@ def test_mock_dmp_on_port_0_says_and_writes_the_port_it_bound(tmp_path: Path) ->
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_status_shows_the_runs_times_in_paris_time(tmp_path: Path) -> None:
+    import datetime as dt
+    import re
+
+    from backfill.selection.paris_time import PARIS
+    from tests.acceptance.test_ledger_cli import _a_used_ledger
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    _a_used_ledger(url)
+    result = run_backfill("status", cwd=tmp_path, env={"BACKFILL_LEDGER_URL": url})
+    assert result.returncode == 0, result.stderr
+    offset = dt.datetime.now(PARIS).strftime("%z")
+    paris = f"{offset[:3]}:{offset[3:]}"
+    assert re.search(rf"\d\d:\d\d:\d\d{re.escape(paris)}", result.stdout), result.stdout
+    assert "+00:00" not in result.stdout
+
+
+@pytest.mark.parametrize("month", ["9999-12", "0001-01"])
+def test_a_month_out_of_range_gives_the_accepted_range(tmp_path: Path, month: str) -> None:
+    result = run_backfill("indicator", "--month", month, cwd=tmp_path)
+    _one_line_error(result, 2, "--month", "months from 1900-01 to 2199-12 are accepted")
