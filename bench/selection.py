@@ -4,10 +4,14 @@ For each size and backend (SQLite; PostgreSQL when BACKFILL_TEST_PG_URL or --pg-
 bulk-loads generated rows (small contents, no synthetic generator), then measures, each in a
 fresh process so its peak RSS (VmHWM) is its own: a baseline — `SELECT document_id FROM dpi_document` streamed the same way — and
 the full decision stream (history-5y, counted as the audit does), and, with --worklist, the
-stream with the identity column the worklist needs. Prints documents/s and the peak RSS of each
-phase's process: flat memory means the peak does not grow from 100 000 to 1 000 000.
+stream with the identity column the worklist needs. With --ledger-rows N (default 1 000 000) it
+also fills a ledger of N documents (a third acknowledged, some patients without a DMP) and
+measures the decision stream merging that ledger's facts (DESIGN §12: at least half of the
+`decisions` figure). Prints documents/s and the peak RSS of each phase's process: flat memory
+means the peak does not grow from 100 000 to 1 000 000.
 
     python bench/selection.py [--sizes 100000 1000000] [--pg-url URL] [--backends sqlite postgresql]
+                              [--ledger-rows 1000000 | 0]
 """
 
 from __future__ import annotations
@@ -172,17 +176,92 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def load_ledger(url: str, rows: int) -> float:
+    """A ledger of `rows` documents matching the bench DPI's ids; seconds taken.
+
+    A third acknowledged, the rest rejected, waiting or selected; every 50th patient has no DMP
+    until after AS_OF. Bulk-loaded (the bench measures reading).
+    """
+    from backfill.ledger import Ledger
+    from backfill.ledger.schema import bf_document, bf_patient, bf_run
+
+    started = time.perf_counter()
+    Ledger.open(url).close()
+    when = AS_OF
+    engine = sa.create_engine(url)
+    pg = engine.dialect.name == "postgresql"
+    with engine.begin() as conn:
+        if not pg:
+            conn.exec_driver_sql("PRAGMA synchronous=OFF")
+        conn.execute(
+            bf_run.insert(),
+            [
+                {
+                    "run_id": 1,
+                    "mode": "run",
+                    "taken": rows,
+                    "started_at": when,
+                    "host": "bench",
+                    "pid": 0,
+                }
+            ],
+        )
+        states = ("acked", "rejected", "acked", "retry_wait", "acked", "selected")
+        for first in range(0, rows, BATCH):
+            chunk = []
+            for n in range(first, min(first + BATCH, rows)):
+                state = states[n % len(states)]
+                chunk.append(
+                    {
+                        "document_id": f"D{n:09d}", "set_id": f"S{n:09d}", "version": 1,
+                        "ipp": f"P{n // DOCS_PER_PATIENT:08d}", "kind": "CRH", "state": state,
+                        "replaces_unique_id": None,
+                        "unique_id": f"2.25.{n}" if state == "acked" else None,
+                        "hash": "0" * 40 if state == "acked" else None, "size": 1000,
+                        "attempts": 1, "next_attempt_at": None, "last_code": None,
+                        "last_text": None, "submission_set_id": None, "attempt_id": None,
+                        "selected_at": when, "updated_at": when,
+                        "acked_at": when if state == "acked" else None,
+                        "selected_run_id": 1, "run_id": 1,
+                    }
+                )  # fmt: skip
+            _copy(conn, bf_document, chunk) if pg else conn.execute(bf_document.insert(), chunk)
+        patients = [
+            {
+                "ipp": f"P{n:08d}", "dmp_status": "no_dmp" if n % 50 == 0 else "unknown",
+                "recheck_at": when + dt.timedelta(days=30) if n % 50 == 0 else None,
+                "code": None, "urgent": False, "last_stay_at": None, "updated_at": when,
+            }
+            for n in range((rows + DOCS_PER_PATIENT - 1) // DOCS_PER_PATIENT)
+        ]  # fmt: skip
+        for first in range(0, len(patients), BATCH):
+            chunk = patients[first : first + BATCH]
+            _copy(conn, bf_patient, chunk) if pg else conn.execute(bf_patient.insert(), chunk)
+    if pg:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE bf_document")
+            conn.exec_driver_sql("ANALYZE bf_patient")
+    engine.dispose()
+    return time.perf_counter() - started
+
+
 def _load_phase(name: str, url: str, queue: Any) -> None:
     size = int(name)
     queue.put((size, load(url, size), peak_rss_mb(), ""))
 
 
-def _phase(name: str, url: str, queue: Any) -> None:
+def _phase(name: str, url: str, queue: Any, ledger_url: str | None = None) -> None:
     if name.isdigit():
         _load_phase(name, url, queue)
         return
+    if name.startswith("ledger-load:"):
+        rows = int(name.partition(":")[2])
+        assert ledger_url is not None
+        queue.put((rows, load_ledger(ledger_url, rows), peak_rss_mb(), ""))
+        return
     from backfill.selection import decide, load_rule
     from backfill.selection.audit import AuditCounts
+    from backfill.selection.reasons import Reason
     from backfill.selection.worklist import Worklist
 
     engine = sa.create_engine(url)
@@ -196,9 +275,18 @@ def _phase(name: str, url: str, queue: Any) -> None:
                 rows += len(partition)
         extra = ""
     else:
+        from backfill.ledger import Ledger
+
         counts = AuditCounts()
         worklist = Worklist() if name == "worklist" else None
-        stream = decide(engine, load_rule("history-5y"), AS_OF, identity_aside=worklist is not None)
+        facts = Ledger.open_existing(ledger_url) if name == "ledger" and ledger_url else None
+        stream = decide(
+            engine,
+            load_rule("history-5y"),
+            AS_OF,
+            identity_aside=worklist is not None,
+            facts=facts,
+        )
         for decision in counts.count(stream):
             if worklist is not None:
                 worklist.add(decision)
@@ -206,16 +294,22 @@ def _phase(name: str, url: str, queue: Any) -> None:
         extra = f"selected {counts.selected}"
         if worklist is not None:
             extra += f", worklist {len(worklist)} patients"
+        if facts is not None:
+            extra += (
+                f", already_in_dmp {counts.excluded[Reason.ALREADY_IN_DMP]}, "
+                f"no_dmp {counts.excluded[Reason.NO_DMP]}"
+            )
+            facts.close()
     seconds = time.perf_counter() - started
     engine.dispose()
     queue.put((rows, seconds, peak_rss_mb(), extra))
 
 
-def measure(name: str, url: str) -> tuple[int, float, float, str]:
+def measure(name: str, url: str, ledger_url: str | None = None) -> tuple[int, float, float, str]:
     """One phase in a fresh process, so its peak RSS is its own."""
     context = mp.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_phase, args=(name, url, queue))
+    process = context.Process(target=_phase, args=(name, url, queue, ledger_url))
     process.start()
     result = queue.get()
     process.join()
@@ -228,8 +322,16 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--pg-url", default=os.environ.get("BACKFILL_TEST_PG_URL"))
     parser.add_argument("--worklist", action="store_true", help="also time the worklist stream")
+    parser.add_argument(
+        "--ledger-rows",
+        type=int,
+        default=1_000_000,
+        help="rows of the ledger whose facts the `ledger` phase merges (0: no such phase)",
+    )
     args = parser.parse_args()
     phases = ["baseline", "decisions"] + (["worklist"] if args.worklist else [])
+    if args.ledger_rows:
+        phases.append("ledger")
     print(
         f"{'backend':<11}{'documents':>10}  {'phase':<10}{'docs/s':>10}{'seconds':>9}{'peak RSS MB':>13}"
     )
@@ -242,6 +344,8 @@ def main() -> None:
                 schema = None
                 if backend == "sqlite":
                     url = f"sqlite:///{Path(tmp) / f'dpi-{size}.sqlite'}"
+                    # The ledger usually lives in another database than the DPI.
+                    ledger_url = f"sqlite:///{Path(tmp) / f'ledger-{size}.sqlite'}"
                 else:
                     schema = f"bench_{uuid.uuid4().hex[:8]}"
                     admin = sa.create_engine(args.pg_url)
@@ -252,6 +356,7 @@ def main() -> None:
                         .update_query_dict({"options": f"-csearch_path={schema}"})
                         .render_as_string(hide_password=False)
                     )
+                    ledger_url = url  # its own tables (bf_…) in the bench schema
                 try:
                     _, seconds, peak, _ = measure(str(size), url)  # loading, in its own process too
                     print(
@@ -259,8 +364,17 @@ def main() -> None:
                         f"{peak:>13.0f}",
                         flush=True,
                     )
+                    if args.ledger_rows:
+                        rows, seconds, peak, _ = measure(
+                            f"ledger-load:{args.ledger_rows}", url, ledger_url
+                        )
+                        print(
+                            f"{backend:<11}{size:>10}  {'ledger':<10}{rows / seconds:>10.0f}"
+                            f"{seconds:>9.1f}{peak:>13.0f}  loaded {rows} ledger rows",
+                            flush=True,
+                        )
                     for phase in phases:
-                        rows, took, peak, extra = measure(phase, url)
+                        rows, took, peak, extra = measure(phase, url, ledger_url)
                         assert rows == size, (rows, size)
                         print(
                             f"{backend:<11}{size:>10}  {phase:<10}{rows / took:>10.0f}{took:>9.1f}"
@@ -273,7 +387,11 @@ def main() -> None:
                             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
                         admin.dispose()
                     elif backend == "sqlite":
-                        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+                        for used in (url, ledger_url):
+                            for suffix in ("", "-wal", "-shm"):
+                                Path(used.removeprefix("sqlite:///") + suffix).unlink(
+                                    missing_ok=True
+                                )
 
 
 if __name__ == "__main__":

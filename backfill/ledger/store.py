@@ -866,10 +866,9 @@ class Ledger:
                 run_id,
                 "unsendable",
                 row.ipp,
-                [(document_id, row.state)],
+                [(document_id, row.state, code)],
                 now,
                 result=DocState.REJECTED,
-                code=code,
                 text=text,
                 outcome="rejected",
             )
@@ -917,10 +916,9 @@ class Ledger:
                 run_id,
                 "defer",
                 ipp,
-                [(row.document_id, row.state) for row in rows],
+                [(row.document_id, row.state, code) for row in rows],
                 now,
                 result=DocState.DEFERRED,
-                code=code,
                 text="patient without an open DMP",
                 outcome="deferred",
             )
@@ -957,33 +955,19 @@ class Ledger:
             require((row.document_id, row.state, DocState.SELECTED) for row in rows)
             if not rows:
                 return 0
-            attempt_id = conn.execute(
-                sa.insert(bf_attempt)
-                .values(
-                    run_id=run_id,
-                    action="requeue",
-                    documents=len(rows),
-                    outcome="requeued",
-                    detail=f"retry --rejected{f' --code {code}' if code else ''}",
-                    started_at=now,
-                    ended_at=now,
-                )
-                .returning(a.attempt_id)
-            ).scalar_one()
+            attempt_id = _log_action(
+                conn,
+                run_id,
+                "requeue",
+                None,
+                [(row.document_id, row.state, row.last_code) for row in rows],
+                now,
+                result=DocState.SELECTED,
+                text="",
+                outcome="requeued",
+                detail=f"retry --rejected{f' --code {code}' if code else ''}",
+            )
             for chunk in _chunks(rows):
-                conn.execute(
-                    sa.insert(bf_attempt_document),
-                    [
-                        {
-                            "attempt_id": attempt_id,
-                            "document_id": row.document_id,
-                            "from_state": DocState.REJECTED.value,
-                            "result": DocState.SELECTED.value,
-                            "code": row.last_code,
-                        }
-                        for row in chunk
-                    ],
-                )
                 conn.execute(
                     sa.update(bf_document)
                     .where(
@@ -1242,15 +1226,16 @@ def _log_action(
     run_id: int | None,
     action: str,
     ipp: str | None,
-    documents: Sequence[tuple[str, str]],
+    documents: Sequence[tuple[str, str, str | None]],
     now: dt.datetime,
     *,
     result: DocState,
-    code: str | None,
     text: str,
     outcome: str,
+    detail: str | None = None,
 ) -> int:
-    """One finished attempt-log row for an action without a POST, with its documents."""
+    """One finished attempt-log row for an action without a POST, with its documents
+    (document_id, state before, code)."""
     attempt_id = conn.execute(
         sa.insert(bf_attempt)
         .values(
@@ -1259,25 +1244,27 @@ def _log_action(
             ipp=ipp,
             documents=len(documents),
             outcome=outcome,
+            detail=detail,
             started_at=now,
             ended_at=now,
         )
         .returning(a.attempt_id)
     ).scalar_one()
-    conn.execute(
-        sa.insert(bf_attempt_document),
-        [
-            {
-                "attempt_id": attempt_id,
-                "document_id": doc_id,
-                "from_state": state,
-                "result": result.value,
-                "code": code,
-                "text": text[:_TEXT_MAX],
-            }
-            for doc_id, state in documents
-        ],
-    )
+    for chunk in _chunks(documents):
+        conn.execute(
+            sa.insert(bf_attempt_document),
+            [
+                {
+                    "attempt_id": attempt_id,
+                    "document_id": doc_id,
+                    "from_state": state,
+                    "result": result.value,
+                    "code": code,
+                    "text": text[:_TEXT_MAX] or None,
+                }
+                for doc_id, state, code in chunk
+            ],
+        )
     return int(attempt_id)
 
 

@@ -61,6 +61,18 @@ def drive(
     )
 
 
+def ack(ledger: Ledger, run_id: int, ipp: str, *document_ids: str, set_id: str = "2.25.1") -> None:
+    """One POST of these documents that the DMP acknowledges."""
+    attempt = ledger.begin_attempt(run_id, ipp, set_id, [sending(doc) for doc in document_ids])
+    ledger.end_attempt(
+        attempt,
+        outcome="done",
+        http_status=200,
+        latency=0.01,
+        results=[DocResult(doc, DocState.ACKED) for doc in document_ids],
+    )
+
+
 def state_of(ledger: Ledger, document_id: str) -> DocState:
     import sqlalchemy as sa
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from backfill.ledger import DocResult, DocState, Ledger, Selected
+from backfill.ledger import DocState, Ledger, Selected
 from backfill.selection import Reason, decide, load_rule
 from connectors.dpi.contract import create_contract
-from tests.integration.ledger_support import drive, sending
+from tests.integration.ledger_support import ack, drive, sending
 from tests.integration.selection_support import author, document, insert, patient, unit
 
 AS_OF = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -48,14 +48,7 @@ def test_acknowledged_and_no_dmp_reasons_come_from_the_ledger(database, ledger: 
     # A1 acknowledged; B1 acknowledged, so B2 replaces our uniqueId; R1 rejected (still owed).
     ledger.record_selected(run, [Selected("A1", "A", 1, "P1"), Selected("B1", "B", 1, "P1")])
     drive(ledger, run, "R1", S.REJECTED)
-    attempt = ledger.begin_attempt(run, "P1", "2.25.1", [sending("A1"), sending("B1")])
-    ledger.end_attempt(
-        attempt,
-        outcome="done",
-        http_status=200,
-        latency=0.1,
-        results=[DocResult("A1", S.ACKED), DocResult("B1", S.ACKED)],
-    )
+    ack(ledger, run, "P1", "A1", "B1")
     # P2 has no DMP for 30 more days; P3's recheck date has passed.
     ledger.defer_patient("P2", AS_OF + dt.timedelta(days=30), "XDSUnknownPatientId")
     ledger.defer_patient("P3", AS_OF - dt.timedelta(days=1), "XDSUnknownPatientId")
@@ -79,10 +72,7 @@ def test_fact_lookups_take_large_batches(ledger: Ledger) -> None:
     ids = [f"D{n}" for n in range(0, 2500, 499)]
     for doc in ids:
         ipp = f"P{int(doc[1:]) % 7}"
-        attempt = ledger.begin_attempt(run, ipp, f"2.25.{doc[1:]}", [sending(doc)])
-        ledger.end_attempt(
-            attempt, outcome="done", http_status=200, latency=0, results=[DocResult(doc, S.ACKED)]
-        )
+        ack(ledger, run, ipp, doc, set_id=f"2.25.{doc[1:]}")
     for n in range(7):
         ledger.defer_patient(f"P{n}", AS_OF + dt.timedelta(days=n), "XDSUnknownPatientId")
     acked = ledger.acknowledged([f"S{n}" for n in range(2500)])

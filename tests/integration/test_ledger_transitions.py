@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from backfill.errors import TransitionError
 from backfill.ledger import DocResult, DocState, Ledger, Selected, SendingDocument
 from backfill.ledger.schema import bf_attempt, bf_attempt_document, bf_document
-from tests.integration.ledger_support import NOW, drive, select, sending, state_of
+from tests.integration.ledger_support import NOW, ack, drive, select, sending, state_of
 
 S = DocState
 
@@ -101,24 +101,24 @@ def test_never_resent_once_acked_and_nothing_written_on_refusal(ledger: Ledger, 
 
 
 @pytest.mark.parametrize("state", [S.ACKED, S.REJECTED])
-def test_begin_attempt_refuses_acked_and_rejected_documents(
-    ledger: Ledger, run: int, state: DocState
+@pytest.mark.parametrize("action", ["begin_attempt", "reject_unsendable"])
+def test_acked_and_rejected_documents_are_neither_sent_nor_rejected_again(
+    ledger: Ledger, run: int, state: DocState, action: str
 ) -> None:
     drive(ledger, run, "D1", state)
     before = _snapshot(ledger)
-    with pytest.raises(TransitionError, match=f"D1: {state} → sending"):
-        ledger.begin_attempt(run, "P1", "2.25.300", [sending("D1")])
-    assert _snapshot(ledger) == before
-
-
-@pytest.mark.parametrize("state", [S.ACKED, S.REJECTED])
-def test_reject_unsendable_refuses_acked_and_rejected_documents(
-    ledger: Ledger, run: int, state: DocState
-) -> None:
-    drive(ledger, run, "D1", state)
-    before = _snapshot(ledger)
-    with pytest.raises(TransitionError, match=f"D1: {state} → rejected"):
-        ledger.reject_unsendable(run, "D1", "content_missing", "file gone")
+    target, attempt = {
+        "begin_attempt": (
+            S.SENDING,
+            lambda: ledger.begin_attempt(run, "P1", "2.25.300", [sending("D1")]),
+        ),
+        "reject_unsendable": (
+            S.REJECTED,
+            lambda: ledger.reject_unsendable(run, "D1", "content_missing", "file gone"),
+        ),
+    }[action]
+    with pytest.raises(TransitionError, match=f"D1: {state} → {target}"):
+        attempt()
     assert _snapshot(ledger) == before
 
 
@@ -209,14 +209,7 @@ def test_after_a_crash_sending_rows_come_back_with_the_same_unique_id_and_bytes(
         changed = SendingDocument("D1", sending("D1").unique_id, "0" * 40, sending("D1").size)
         with pytest.raises(TransitionError, match="same uniqueId, hash and size"):
             second.begin_attempt(rerun, "P1", "2.25.601", [changed, sending("D2")])
-        attempt = second.begin_attempt(rerun, "P1", "2.25.602", [sending("D1"), sending("D2")])
-        second.end_attempt(
-            attempt,
-            outcome="done",
-            http_status=200,
-            latency=0.1,
-            results=[DocResult("D1", S.ACKED), DocResult("D2", S.ACKED)],
-        )
+        ack(second, rerun, "P1", "D1", "D2", set_id="2.25.602")
         assert second.counts()[S.ACKED] == 2
         # The first run's tally gave its documents to the rerun: both invariants still hold.
         assert second.check_invariant(run).holds, second.check_invariant(run).describe()
