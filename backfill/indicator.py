@@ -188,6 +188,22 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return sa.func.coalesce(sa.func.sum(one), sa.literal(0, sa.Integer()))
 
 
+def _sejours_in(
+    s: sa.FromClause,
+    when: ColumnElement[dt.datetime],
+    encounter_types: Sequence[str],
+    start: ColumnElement[dt.datetime],
+    until: ColumnElement[dt.datetime],
+) -> list[ColumnElement[bool]]:
+    """Stays of the counted encounter types that happened, with `when` in [start, until)."""
+    return [
+        s.c.encounter_type.in_(list(encounter_types)),
+        s.c.status.not_in(_NOT_VENUES),
+        when >= start,
+        when < until,
+    ]
+
+
 def ds14_query(
     *,
     encounter_types: Sequence[str],
@@ -241,10 +257,7 @@ def ds14_query(
         )
         .select_from(s.outerjoin(p, p.c.ipp == s.c.ipp))
         .where(
-            s.c.encounter_type.in_(list(encounter_types)),
-            s.c.status.not_in(_NOT_VENUES),
-            s.c.admitted_at >= month_start,
-            s.c.admitted_at < until_wall,
+            *_sejours_in(s, s.c.admitted_at, encounter_types, month_start, until_wall),
             history.exists(),
         )
         .subquery("returning_stay")
@@ -371,12 +384,7 @@ def discharge_share_query(
     return (
         sa.select(sa.func.count(), _count_if(sa.and_(qualified_identity(p), sent)))
         .select_from(s.outerjoin(p, p.c.ipp == s.c.ipp))
-        .where(
-            s.c.encounter_type.in_(list(encounter_types)),
-            s.c.status.not_in(_NOT_VENUES),
-            s.c.discharged_at >= month_start,
-            s.c.discharged_at < until_wall,
-        )
+        .where(*_sejours_in(s, s.c.discharged_at, encounter_types, month_start, until_wall))
     )
 
 

@@ -29,7 +29,7 @@ from backfill.outputs import plain, write_output
 from backfill.reconcile import reconcile_configured
 from backfill.selection import load_rule
 
-__all__ = ["bonus", "indicator"]
+__all__ = ["ActivityOption", "WindowOption", "bonus", "indicator"]
 
 
 def _percent(rate: Fraction | None) -> str:
@@ -218,21 +218,26 @@ def bonus_json(est: money.Estimate, month: Month | None) -> dict[str, Any]:
     }
 
 
+# Shared with `report`: the bonus estimate's two inputs.
+ActivityOption = Annotated[
+    int | None,
+    typer.Option(
+        "--activity",
+        help="2019 combined activity, 0 to 1 600 000 (default: [indicator] activity).",
+    ),
+]
+WindowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--window", help="S1-2022, S2-2022, S1-2023 or S2-2023 (default: [indicator] window)."
+    ),
+]
+
+
 @app.command("bonus")
 def bonus(
-    activity: Annotated[
-        int | None,
-        typer.Option(
-            "--activity",
-            help="2019 combined activity, 0 to 1 600 000 (default: [indicator] activity).",
-        ),
-    ] = None,
-    window: Annotated[
-        str | None,
-        typer.Option(
-            "--window", help="S1-2022, S2-2022, S1-2023 or S2-2023 (default: [indicator] window)."
-        ),
-    ] = None,
+    activity: ActivityOption = None,
+    window: WindowOption = None,
     month: Annotated[
         str | None,
         typer.Option(

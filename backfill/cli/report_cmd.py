@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from backfill import bonus as money
 from backfill.cli._app import app, err_console, out_console, state
+from backfill.cli.indicator_cmd import ActivityOption, WindowOption
 from backfill.errors import ConfigError
 from backfill.outputs import write_output
 from backfill.report import gather, render_html
@@ -23,19 +24,8 @@ def report(
     html_file: Annotated[
         Path, typer.Option("--html", help="Write the self-contained HTML page here.")
     ],
-    activity: Annotated[
-        int | None,
-        typer.Option(
-            "--activity",
-            help="2019 combined activity for the bonus estimate (default: [indicator] activity).",
-        ),
-    ] = None,
-    window: Annotated[
-        str | None,
-        typer.Option(
-            "--window", help="S1-2022, S2-2022, S1-2023 or S2-2023 (default: [indicator] window)."
-        ),
-    ] = None,
+    activity: ActivityOption = None,
+    window: WindowOption = None,
     months: Annotated[
         int, typer.Option("--months", min=2, max=36, help="Months of DS1.4 to chart.")
     ] = 12,
