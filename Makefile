@@ -5,11 +5,8 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
 # The official CDA/XDS schemas are data read at run and test time (never copied here): the
-# `shared/` folder beside this checkout, else the machine's copy.
-SHARED_DIR ?= $(firstword $(wildcard $(abspath $(CURDIR)/../shared) /work/shared))
-ifneq ($(SHARED_DIR),)
-export BACKFILL_SHARED_DIR ?= $(SHARED_DIR)
-endif
+# `shared/` folder beside this checkout, or wherever BACKFILL_SHARED_DIR already points.
+export BACKFILL_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
 
 PYTEST_ARGS ?= -n 2
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from backfill.errors import ConfigError, DatabaseAuthError, DataSourceError
-from backfill.outputs import FILE_MODE, private_folder
+from backfill.outputs import FILE_MODE
 
 __all__ = ["describe_url", "open_engine", "require_driver", "translate_errors"]
 
@@ -137,15 +137,14 @@ def open_engine(
 
 
 def _create_private_sqlite_file(database: str | None) -> None:
-    """A SQLite file we are about to create is made 0600 in 0700 folders first (it holds
-    patients' data; SQLite gives its -wal and -shm files the same mode as the database's)."""
+    """A SQLite file we are about to create is made 0600 first (it holds patients' data; SQLite
+    gives its -wal and -shm files the same mode). A missing folder stays SQLite's error."""
     if database in (None, "", ":memory:") or database.startswith("file:"):
         return
     path = Path(database)
     if path.exists():
         return
     with suppress(OSError):  # a path we cannot create is reported by the driver, with its words
-        private_folder(path.parent)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
 
 

@@ -17,6 +17,7 @@ import httpx
 
 from backfill.config import Settings
 from backfill.errors import ConfigError
+from backfill.key_files import warn_if_exposed
 from cda.entry import xon
 from connectors.dmp.client import AsyncDmpClient, DmpClient
 
@@ -41,6 +42,8 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | bool:
     for name, path in files:
         if not path.is_file():
             raise ConfigError(f"dmp.{name}: {path}: file not found")
+    if dmp.tls_key is not None:
+        warn_if_exposed(dmp.tls_key, "dmp.tls_key")
     try:
         context = (
             ssl.create_default_context(cafile=str(dmp.ca_bundle))

@@ -4,17 +4,20 @@ The schematron is XSLT-2 only (DESIGN §6). It is turned into an XSLT stylesheet
 Schematron XSLT-1 pipeline lxml ships (include → abstract-expand → svrl, with `queryBinding` set
 to `xslt` so that pipeline accepts it), then compiled with saxonche, an XSLT-3 processor, from
 inside the structurationMinimale folder so the rules' `doc('include/voc-…')` calls find their
-value sets. The generated stylesheet is cached on disk under a key made of the schematron files'
-hash; compiling it with Saxon (~15 s) happens once per process. saxonche is the optional
-`validation` extra: without it `available()` is False and callers skip this check.
+value sets. The generated stylesheet is cached on disk (a 0700 folder of ours, its SHA-256
+checked before use) under a key made of the schematron files' hash; compiling it with Saxon
+(~15 s) happens once per process. saxonche is the optional `validation` extra: without it `available()` is False and callers skip this check.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import re
+import stat
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,20 +99,64 @@ def _generate_stylesheet(schematron: Path) -> bytes:
     return etree.tostring(svrl, encoding="UTF-8")
 
 
-def cached_stylesheet(schematron: Path) -> bytes:
-    """The generated stylesheet, from the disk cache when the schematron files are unchanged."""
-    key = _fingerprint(schematron.parent)
-    target = cache_dir() / f"strucmin-{key}.xsl"
-    if target.is_file():
-        return target.read_bytes()
-    stylesheet = _generate_stylesheet(schematron)
+def _private_cache() -> Path | None:
+    """The cache folder if only we can write to it (created 0700; otherwise None).
+
+    A stylesheet is code Saxon runs: a cache someone else can write to is not used at all.
+    """
+    folder = cache_dir()
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_bytes(stylesheet)
-        partial.replace(target)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(folder)
     except OSError:
-        pass  # a read-only cache only costs the generation time next run
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        return None  # not ours, or others could have planted a file in it
+    if info.st_mode & 0o077:
+        with contextlib.suppress(OSError):
+            os.chmod(folder, 0o700)
+    return folder
+
+
+def _read_checked(path: Path, digest: str) -> bytes | None:
+    """The file's bytes if it is a regular file of ours whose SHA-256 is `digest`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+            return None
+        data = handle.read()
+    return data if hashlib.sha256(data).hexdigest() == digest else None
+
+
+def cached_stylesheet(schematron: Path) -> bytes:
+    """The generated stylesheet, from the disk cache when the schematron files are unchanged.
+
+    The cache file is named after the schematron files' fingerprint and the stylesheet's own
+    SHA-256, which is checked before the file is used; it lives in a 0700 folder of ours.
+    """
+    key = _fingerprint(schematron.parent)
+    folder = _private_cache()
+    if folder is not None:
+        for candidate in sorted(folder.glob(f"strucmin-{key}-*.xsl")):
+            digest = candidate.name.removesuffix(".xsl").rsplit("-", 1)[-1]
+            cached = _read_checked(candidate, digest)
+            if cached is not None:
+                return cached
+    stylesheet = _generate_stylesheet(schematron)
+    if folder is not None:
+        digest = hashlib.sha256(stylesheet).hexdigest()
+        fd, partial = tempfile.mkstemp(dir=folder, prefix=".strucmin-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(stylesheet)
+            os.replace(partial, folder / f"strucmin-{key}-{digest}.xsl")
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)  # a full disk only costs the generation time next run
     return stylesheet
 
 

@@ -1,8 +1,9 @@
 """Where the official schemas live: the CI-SIS CDA kit (`cda-spec/`) and the XDS schemas (`xds-spec/`).
 
 They are data read at run and test time, never copied into the package. The folder holding
-both is found, in order: the `shared_dir` argument, the `BACKFILL_SHARED_DIR` environment
-variable, then a `shared/` folder beside the current directory or one of its parents.
+both is the `shared_dir` argument, else the `BACKFILL_SHARED_DIR` environment variable (the
+Makefile sets it to `../shared` beside the checkout) — nowhere else: the schemas decide what is
+valid, so they are never picked up from wherever the command happens to run.
 """
 
 from __future__ import annotations
@@ -69,7 +70,6 @@ def _looks_like_shared(path: Path) -> bool:
 
 def find_specs(shared_dir: str | os.PathLike[str] | None = None) -> SpecPaths:
     """Locate the shared folder; raise SpecsNotFound with what was tried and how to fix it."""
-    tried: list[str] = []
     explicit = shared_dir if shared_dir is not None else os.environ.get(SHARED_DIR_ENV)
     if explicit:
         path = Path(explicit).expanduser().resolve()
@@ -79,13 +79,8 @@ def find_specs(shared_dir: str | os.PathLike[str] | None = None) -> SpecPaths:
             f"{path} does not hold cda-spec/ and xds-spec/ (set {SHARED_DIR_ENV} to the folder "
             "that holds both)"
         )
-    for start in (Path.cwd(), Path(__file__).resolve().parent):
-        for folder in (start, *start.parents):
-            candidate = folder / "shared"
-            tried.append(str(candidate))
-            if _looks_like_shared(candidate):
-                return SpecPaths(candidate.resolve())
     raise SpecsNotFound(
-        f"the CDA and XDS schemas were not found (looked for shared/cda-spec and shared/xds-spec "
-        f"beside {tried[0]} and its parents); set {SHARED_DIR_ENV} to the folder that holds them"
+        f"the CDA and XDS schemas are not configured: set {SHARED_DIR_ENV} to the folder that "
+        "holds cda-spec/ and xds-spec/ (make sets it to ../shared beside the checkout), or pass "
+        "--shared-dir to backfill validate"
     )

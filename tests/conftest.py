@@ -17,10 +17,17 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from cda.specs import SpecPaths, find_specs
+from cda.schematron import CACHE_DIR_ENV
+from cda.specs import SHARED_DIR_ENV, SpecPaths, find_specs
 
 PG_ENV = "BACKFILL_TEST_PG_URL"
 BACKENDS = ("sqlite", "postgresql")
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+# The schemas where the Makefile points (a bare `pytest` in a checkout finds them too), and every
+# cache the tests make inside the checkout, never under the user's home.
+os.environ.setdefault(SHARED_DIR_ENV, str(CHECKOUT.parent / "shared"))
+os.environ.setdefault(CACHE_DIR_ENV, str(CHECKOUT / ".pytest_cache" / "dmp-backfill"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 from backfill.config import Settings, load_settings
 from backfill.errors import BackfillError
 from backfill.logs import configure_logging, get_logger, redact_text
+from cda.specs import SpecsNotFound
 
 __all__ = ["AppState", "app", "err_console", "main", "out_console", "state"]
 
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     except BackfillError as exc:
         err_console.print(f"[bold red]error:[/] {escape(redact_text(str(exc)))}", markup=True)
         sys.exit(exc.exit_code)
+    except SpecsNotFound as exc:  # the schemas are configuration: say how to point at them
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)

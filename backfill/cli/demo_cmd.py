@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -139,6 +140,8 @@ def _send_to_mock(ctx: DemoContext) -> None:
     ledger = ctx.workdir / "ledger.sqlite"
     ledger.unlink(missing_ok=True)
     base = state.settings()
+    # The mock logs a line per request; the demo's story is the summary below, not 200 lines.
+    logging.getLogger("dmp_mock.request").setLevel(logging.WARNING)
     with MockServer(MockConfig(db_url=f"sqlite:///{store}")) as mock:
         engine = open_engine(ctx.dpi_url, "DPI")
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 from enum import StrEnum
@@ -12,15 +13,19 @@ import sqlalchemy as sa
 import typer
 import uvicorn
 
-from backfill.cli._app import app, err_console, state
+from backfill.cli._app import app, state
 from backfill.databases import describe_url, require_driver
 from backfill.errors import ConfigError
+from backfill.key_files import warn_if_exposed
+from backfill.logs import get_logger
 from backfill.outputs import write_output
 from connectors.dmp.client import REPOSITORY_PATH, SERVICES_PATH
 from connectors.dmp_mock.app import MockConfig
 from connectors.dmp_mock.server import TlsFiles, uvicorn_config
 
 __all__ = ["mock_dmp"]
+
+log = get_logger("backfill.mock_dmp")
 
 
 class UnknownPatients(StrEnum):
@@ -58,9 +63,12 @@ def mock_dmp(
         typer.Option("--unknown-patients", help="DMP state of a patient never declared."),
     ] = UnknownPatients.active,
     control: Annotated[
-        bool,
-        typer.Option("--control/--no-control", help="Serve /_mock/* (to loopback clients only)."),
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--control/--no-control",
+            help="Serve /_mock/* to loopback peers (default: on when --host is a loopback address).",
+        ),
+    ] = None,
     max_body_mb: Annotated[
         int, typer.Option("--max-body-mb", min=1, help="Largest request accepted.")
     ] = 64,
@@ -83,6 +91,8 @@ def mock_dmp(
     tls = TlsFiles(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
     if tls is not None:
         _check_tls(tls)
+        warn_if_exposed(tls.key, "--tls-key")
+    control = _control_plane(host, control)
     require_driver(db, "mock store")
     config = MockConfig(
         db_url=db, rate=rate, unknown_patients=unknown_patients.value.upper(), control=control,
@@ -113,12 +123,51 @@ def mock_dmp(
                 raise ConfigError(
                     f"--port-file {port_file}: cannot write: {exc.strerror or exc}"
                 ) from None
-        err_console.print(
-            f"mock DMP on {scheme}://{host}:{bound}{REPOSITORY_PATH} (store {describe_url(db)}"
-            f"{', mutual TLS' if client_ca else ''}{', control plane on loopback' if control else ''});"
-            f" set dmp.url = {scheme}://{host}:{bound}{SERVICES_PATH}"
+        # A log event, not a print: off a terminal with JSON logs, stderr is JSON lines only.
+        repository = f"{scheme}://{host}:{bound}{REPOSITORY_PATH}"
+        dmp_url = f"{scheme}://{host}:{bound}{SERVICES_PATH}"
+        log.info(
+            f"mock DMP on {repository}; set dmp.url = {dmp_url}",
+            repository=repository,
+            dmp_url=dmp_url,
+            port=bound,
+            store=describe_url(db),
+            mutual_tls=client_ca is not None,
+            control_plane=control,
         )
         uvicorn.Server(server_config).run(sockets=[listener])
+
+
+def _host_is_loopback(host: str) -> bool:
+    """True when every address `host` stands for is a loopback one."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+
+
+def _control_plane(host: str, asked: bool | None) -> bool:
+    """The control plane resets and rewrites the store: off on a reachable host unless asked."""
+    if _host_is_loopback(host):
+        return True if asked is None else asked
+    if asked is None:
+        log.warning(
+            "mock.control_off",
+            detail=f"--host {host} is not a loopback address: the control plane /_mock/ is off "
+            "(pass --control to serve it, to loopback peers only)",
+        )
+        return False
+    if asked:
+        log.warning(
+            "mock.control_on",
+            detail=f"--control on --host {host}: /_mock/ answers loopback peers only",
+        )
+    return asked
 
 
 def _check_tls(tls: TlsFiles) -> None:

@@ -44,7 +44,7 @@ def validate_files(
         str | None,
         typer.Option(
             "--shared-dir",
-            help="Folder holding cda-spec/ (default: BACKFILL_SHARED_DIR, else a shared/ folder here or in a parent folder).",
+            help="Folder holding cda-spec/ and xds-spec/ (default: BACKFILL_SHARED_DIR; make sets it to ../shared).",
         ),
     ] = None,
 ) -> None:

@@ -10,12 +10,14 @@ limit; the XML work runs in a worker thread so the event loop keeps serving (and
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -31,11 +33,25 @@ from connectors.dmp_mock.faults import FaultPlan, FaultSettings
 from connectors.dmp_mock.queries import SeedConflict, SeedEntry, answer_query, seed
 from connectors.dmp_mock.ratelimit import TokenBuckets
 from connectors.dmp_mock.registry import PATIENT_STATES, Registry, Reply
+from connectors.dmp_mock.request_log import RequestLog
 from connectors.dmp_mock.store import open_store
 
 __all__ = ["REGISTRY_PATH", "REPOSITORY_PATH", "MockConfig", "create_app"]
 
-LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+def peer_is_loopback(request: Request) -> bool:
+    """True when the socket peer is this machine (never a header: uvicorn runs with
+    proxy_headers off, so `scope["client"]` is the TCP peer's address)."""
+    peer = request.scope.get("client")
+    if not peer:
+        return False
+    try:
+        address = ipaddress.ip_address(peer[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 @dataclass(frozen=True)
@@ -133,7 +149,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         client = request.client.host if request.client else "?"
         wait = buckets.take(client)
         if wait:
-            registry.stats["throttled"] += 1
+            registry.count("throttled")
             return _fault(
                 429,
                 "too many requests: slow down",
@@ -141,7 +157,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             )
         injection = faults.draw()
         if injection.outage:
-            registry.stats["outage"] += 1
+            registry.count("outage")
             return _fault(
                 503,
                 "the DMP is unavailable (injected outage)",
@@ -150,19 +166,19 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         try:
             body = await _read_body(request, config.max_body_bytes)
         except _TooLarge:
-            registry.stats["fault:too_large"] += 1
+            registry.count("fault:too_large")
             return _fault(413, f"the request is over {config.max_body_bytes} bytes", code="Sender")
         if injection.latency_s:
             await asyncio.sleep(injection.latency_s)
         if injection.error500:
-            registry.stats["error500"] += 1
+            registry.count("error500")
             return _fault(500, "internal error (injected)")
         if injection.busy:
-            registry.stats["busy"] += 1
+            registry.count("busy")
             return _soap(await run_in_threadpool(registry.busy_reply))
         reply = await run_in_threadpool(registry.submit, request.headers.get("content-type"), body)
         if injection.stall_after_store and reply.outcome == "success":
-            registry.stats["stalled_after_store"] += 1
+            registry.count("stalled_after_store")
             # Stored, but the answer never comes in time: the client's ambiguous timeout.
             deadline = asyncio.get_running_loop().time() + faults.settings.stall_seconds
             while (
@@ -177,9 +193,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         """The control plane answers the machine's own clients, and only when it is on."""
 
         async def guarded(request: Request) -> Response:
-            if not (
-                config.control and request.client is not None and request.client.host in LOOPBACK
-            ):
+            if not (config.control and peer_is_loopback(request)):
                 return JSONResponse(
                     {"error": "the control plane answers loopback clients only"}, 403
                 )
@@ -280,7 +294,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         Route("/_mock/stats", loopback_only(get_stats), methods=["GET"]),
         Route("/_mock/reset", loopback_only(post_reset), methods=["POST"]),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(RequestLog)])
     app.state.registry = registry
     app.state.faults = faults
     return app

@@ -25,6 +25,7 @@ from connectors.dmp.soap import build_envelope, build_fault, parse_xml, read_env
 from connectors.dmp.vihf import RESOURCE_ID, read_attributes
 from connectors.dmp.vocabulary import ACTION_REQUEST, ACTION_RESPONSE, NS
 from connectors.dmp_mock.checks import check_submission, document_payloads, split_patient_id
+from connectors.dmp_mock.request_log import note_outcome
 from connectors.dmp_mock.store import documents, patients, submissions
 
 __all__ = ["PATIENT_STATES", "Registry", "Reply"]
@@ -78,9 +79,14 @@ class Registry:
 
     # ---- the ITI-41 door ------------------------------------------------------------------
 
+    def count(self, outcome: str) -> None:
+        """Count an outcome in the stats, and name it in the request's log line."""
+        self.stats[outcome] += 1
+        note_outcome(outcome)
+
     def submit(self, content_type: str | None, body: bytes) -> Reply:
         reply = self._submit(content_type, body)
-        self.stats[reply.outcome] += 1
+        self.count(reply.outcome)
         return reply
 
     def _submit(self, content_type: str | None, body: bytes) -> Reply:

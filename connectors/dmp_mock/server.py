@@ -38,9 +38,13 @@ def uvicorn_config(
         options = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
         if tls.client_ca is not None:
             options |= {"ssl_ca_certs": str(tls.client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    # proxy_headers off: the client address is the socket peer, never an X-Forwarded-For header
+    # (the control plane trusts loopback peers). log_config None: uvicorn's lines go to the
+    # root logger, which the engine's logging renders and redacts like its own.
     return uvicorn.Config(
         create_app(config), host=host, port=port, log_level=log_level, access_log=False,
-        lifespan="off", timeout_graceful_shutdown=2, **options,  # type: ignore[arg-type]
+        lifespan="off", timeout_graceful_shutdown=2, proxy_headers=False, forwarded_allow_ips="",
+        log_config=None, **options,  # type: ignore[arg-type]
     )  # fmt: skip
 
 

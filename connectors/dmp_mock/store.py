@@ -76,11 +76,10 @@ def open_store(url: str) -> Engine:
 
 
 def _create_private_file(database: str | None) -> None:
-    """The store holds patients' documents: a new SQLite file is 0600, its new folder 0700."""
+    """The store holds patients' documents: a new SQLite file is 0600 (in a folder already there:
+    a mistyped path is SQLite's error to report, not a folder to create)."""
     if database in (None, "", ":memory:") or database.startswith("file:"):
         return
     path = Path(database)
     with contextlib.suppress(OSError):  # reported by SQLite itself, in its words
-        if not path.parent.exists():
-            os.makedirs(path.parent, mode=0o700)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

@@ -17,7 +17,7 @@ def run_backfill(
     full_env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("BACKFILL_") or k == "BACKFILL_SHARED_DIR"
+        if not k.startswith("BACKFILL_") or k in ("BACKFILL_SHARED_DIR", "BACKFILL_CACHE_DIR")
     }
     full_env["COLUMNS"] = "200"  # rich wraps tables to the terminal: keep lines whole
     full_env.update(env or {})

@@ -160,7 +160,11 @@ def test_mock_dmp_tls_files_that_are_not_pem(tmp_path: Path) -> None:
 
 
 def test_mock_dmp_on_port_0_says_and_writes_the_port_it_bound(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BACKFILL_") or k in ("BACKFILL_SHARED_DIR", "BACKFILL_CACHE_DIR")
+    }
     port_file = tmp_path / "port"
     process = subprocess.Popen(
         [sys.executable, "-m", "backfill", "mock-dmp", "--port", "0", "--port-file", str(port_file),

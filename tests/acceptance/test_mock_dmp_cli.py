@@ -25,7 +25,7 @@ def test_mock_dmp_serves_until_stopped(tmp_path: Path) -> None:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("BACKFILL_") or k == "BACKFILL_SHARED_DIR"
+        if not k.startswith("BACKFILL_") or k in ("BACKFILL_SHARED_DIR", "BACKFILL_CACHE_DIR")
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "backfill", "mock-dmp", "--port", str(port), "--db", "sqlite:///store.sqlite"],
