@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["run_backfill"]
+__all__ = ["generate_dpi", "run_backfill"]
 
 
 def run_backfill(
@@ -30,3 +30,13 @@ def run_backfill(
         text=True,
         timeout=timeout,
     )
+
+
+def generate_dpi(folder: Path, patients: int = 20, as_of: str = "2026-11-01") -> Path:
+    """`backfill dpi generate` into `folder`/dpi.sqlite (files in dpi-files/); its path."""
+    result = run_backfill(
+        "dpi", "generate", "--url", "sqlite:///dpi.sqlite", "--patients", str(patients),
+        "--as-of", as_of, cwd=folder,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return folder / "dpi.sqlite"

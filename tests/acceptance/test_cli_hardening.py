@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.acceptance.cli import run_backfill
+from tests.acceptance.cli import generate_dpi, run_backfill
 
 
 def _one_line_error(result: subprocess.CompletedProcess[str], code: int, *parts: str) -> None:
@@ -29,13 +29,7 @@ def _one_line_error(result: subprocess.CompletedProcess[str], code: int, *parts:
 
 @pytest.fixture(scope="module")
 def small_dpi(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("dpi")
-    result = run_backfill(
-        "dpi", "generate", "--url", "sqlite:///dpi.sqlite", "--patients", "30",
-        "--as-of", "2026-11-01", cwd=folder,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return folder / "dpi.sqlite"
+    return generate_dpi(tmp_path_factory.mktemp("dpi"), patients=30)
 
 
 @pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.cli import run_backfill
+from tests.acceptance.cli import generate_dpi, run_backfill
 
 TERMINAL = {
     "TTY_COMPATIBLE": "1",
@@ -18,11 +18,7 @@ NO_TERMINAL = {"TTY_COMPATIBLE": "0", "TTY_INTERACTIVE": "0"}
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("progress")
-    made = run_backfill(
-        "dpi", "generate", "--url", "sqlite:///dpi.sqlite", "--patients", "20",
-        "--as-of", "2026-11-01", cwd=folder,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
+    generate_dpi(folder)
     export = run_backfill(
         "audit", "--as-of", "2026-11-01", "--export-cda", "cda", "--limit", "2", cwd=folder,
         env={"BACKFILL_DPI_URL": "sqlite:///dpi.sqlite",
