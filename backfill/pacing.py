@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import inspect
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -255,7 +256,7 @@ def retrying(
     backoff: JitteredBackoff,
     is_transient: Callable[[Any], bool],
     retry_after: Callable[[Any], float | None],
-    on_wait: Callable[[Any, float], None] | None = None,
+    on_wait: Callable[[Any, float], object] | None = None,
 ) -> AsyncRetrying:
     """The tenacity loop for one submission set: transient answers are tried again.
 
@@ -278,11 +279,13 @@ def retrying(
     def stop(state: RetryCallState) -> bool:
         return state.attempt_number >= max_attempts or state.upcoming_sleep > max_retry_wait
 
-    def told(state: RetryCallState) -> Any:
+    async def told(state: RetryCallState) -> Any:
         assert state.outcome is not None
         result = state.outcome.result()
         if on_wait is not None:
-            on_wait(result, state.upcoming_sleep)
+            pending = on_wait(result, state.upcoming_sleep)
+            if inspect.isawaitable(pending):
+                await pending
         return result
 
     return AsyncRetrying(

@@ -31,7 +31,9 @@ import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -338,7 +340,13 @@ class _Context:
     max_documents: int | None
     clock: Callable[[], dt.datetime]
     hidden: set[str]
+    ledger_thread: ThreadPoolExecutor
     taken: int = 0
+
+    async def led(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A ledger write off the event loop (its commit waits on the disk), one at a time."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.ledger_thread, partial(call, *args, **kwargs))
 
 
 class _PatientSender:
@@ -350,7 +358,9 @@ class _PatientSender:
 
     async def send(self) -> None:
         ctx = self.ctx
-        pending = ctx.ledger.pending_documents(self.ipp, ctx.clock(), run_id=ctx.run_id)
+        pending = await ctx.led(
+            ctx.ledger.pending_documents, self.ipp, ctx.clock(), run_id=ctx.run_id
+        )
         if ctx.max_documents is not None:
             room = ctx.max_documents - ctx.taken
             if room <= 0:
@@ -365,7 +375,11 @@ class _PatientSender:
             [(d.document_id, d.replaces_unique_id) for d in pending],
             ctx.hidden & {d.document_id for d in pending},
         )
-        ready = [r for r in map(self._check, pending, outcomes) if r is not None]
+        ready = [
+            r
+            for r in [await self._check(p, o) for p, o in zip(pending, outcomes, strict=True)]
+            if r is not None
+        ]
         ready = [r for r in [await self._target(r) for r in ready] if r is not None]
         dmp = ctx.settings.dmp
         for part in split_sets(
@@ -375,12 +389,16 @@ class _PatientSender:
 
     # -- before sending -------------------------------------------------------------------------
 
-    def _check(self, pending: PendingDocument, outcome: BuildOutcome) -> _Ready | None:
+    async def _check(self, pending: PendingDocument, outcome: BuildOutcome) -> _Ready | None:
         ctx = self.ctx
         if outcome.built is None:
             code = outcome.reason or "content_missing"
-            ctx.ledger.reject_unsendable(
-                ctx.run_id, pending.document_id, code, "cannot be read or built at send time"
+            await ctx.led(
+                ctx.ledger.reject_unsendable,
+                ctx.run_id,
+                pending.document_id,
+                code,
+                "cannot be read or built at send time",
             )
             ctx.summary.reasons[code] += 1
             log.warning("document.unsendable", document_id=pending.document_id, code=code)
@@ -390,7 +408,8 @@ class _PatientSender:
         left_in_flight = pending.state is DocState.SENDING and pending.hash is not None
         if left_in_flight and recorded != (built.unique_id, built.sha1, built.size):
             # The DMP may hold the bytes sent before the crash; these differ. Loud, not silent.
-            ctx.ledger.reject_unsendable(
+            await ctx.led(
+                ctx.ledger.reject_unsendable,
                 ctx.run_id,
                 pending.document_id,
                 HASH_MISMATCH,
@@ -422,12 +441,17 @@ class _PatientSender:
                 attempt.retry_state.set_result(found)
         if found.kind is OutcomeKind.FATAL:
             raise _Fatal(f"the DMP refused a lookup: {found.detail}")
+        if found.kind is OutcomeKind.PATIENT:
+            # The DMP has no open record for this patient: the whole patient waits.
+            await self._defer()
+            return None
         if found.kind is not OutcomeKind.DONE:
             # Not answered now: the document stays as it is; the next run looks again.
             ctx.summary.reasons["replacement_lookup_" + str(found.kind)] += 1
             return None
         if found.entry_uuid is None:
-            ctx.ledger.reject_unsendable(
+            await ctx.led(
+                ctx.ledger.reject_unsendable,
                 ctx.run_id,
                 ready.document_id,
                 TARGET_NOT_IN_DMP,
@@ -479,17 +503,21 @@ class _PatientSender:
         unrecorded: list[tuple[int, SubmitResult]] = []  # a transient answer awaiting its wait
         again: list[_Ready] = []
 
-        def begin(submission_set_id: str) -> None:
+        async def begin(submission_set_id: str) -> None:
             attempt_ids.append(
-                ctx.ledger.begin_attempt(
-                    ctx.run_id, self.ipp, submission_set_id, [r.sending() for r in part]
+                await ctx.led(
+                    ctx.ledger.begin_attempt,
+                    ctx.run_id,
+                    self.ipp,
+                    submission_set_id,
+                    [r.sending() for r in part],
                 )
             )
 
-        def record_wait(result: SubmitResult, seconds: float) -> None:
+        async def record_wait(result: SubmitResult, seconds: float) -> None:
             # Recorded before the sleep: a crash meanwhile leaves a due date, not a stuck row.
             attempt_id, answer = unrecorded.pop()
-            self._end(attempt_id, answer, part, wait=seconds)
+            await self._end(attempt_id, answer, part, wait=seconds)
 
         result: SubmitResult | None = None
         async for attempt in self._retrying(record_wait):
@@ -506,15 +534,26 @@ class _PatientSender:
                 if result.kind is OutcomeKind.TRANSIENT:
                     unrecorded.append((attempt_ids[-1], result))
                 else:
-                    again = self._end(attempt_ids[-1], result, part)
+                    again = await self._end(attempt_ids[-1], result, part)
             if not attempt.retry_state.outcome.failed:  # type: ignore[union-attr]  (the answer, not None)
                 attempt.retry_state.set_result(result)
         if unrecorded:  # a transient answer after a stop: due again at the next run
             attempt_id, answer = unrecorded.pop()
-            self._end(attempt_id, answer, part, wait=0.0)
+            await self._end(attempt_id, answer, part, wait=0.0)
         return again
 
-    def _end(
+    async def _defer(self) -> None:
+        """XDSUnknownPatientId: the patient's waiting documents are deferred until the recheck."""
+        ctx = self.ctx
+        until = ctx.clock() + dt.timedelta(days=ctx.settings.run.no_dmp_recheck_days)
+        deferred = await ctx.led(
+            ctx.ledger.defer_patient, self.ipp, until, "XDSUnknownPatientId", run_id=ctx.run_id
+        )
+        ctx.summary.reasons["XDSUnknownPatientId"] += deferred  # those not in the attempt
+        self.deferred = True
+        log.info("patient.deferred", ipp=self.ipp, until=until.isoformat())
+
+    async def _end(
         self,
         attempt_id: int,
         result: SubmitResult,
@@ -556,7 +595,8 @@ class _PatientSender:
             results.append(DocResult(ready.document_id, state, code, text[:500], next_at))
             if state in (DocState.REJECTED, DocState.DEFERRED):
                 ctx.summary.reasons[code or str(kind)] += 1
-        ctx.ledger.end_attempt(
+        await ctx.led(
+            ctx.ledger.end_attempt,
             attempt_id,
             outcome=str(result.kind),
             http_status=result.http_status,
@@ -567,10 +607,7 @@ class _PatientSender:
         acked = sum(r.state is DocState.ACKED for r in results)
         ctx.summary.acked += acked
         if result.kind is OutcomeKind.PATIENT:
-            until = now + dt.timedelta(days=ctx.settings.run.no_dmp_recheck_days)
-            ctx.ledger.defer_patient(self.ipp, until, "XDSUnknownPatientId", run_id=ctx.run_id)
-            self.deferred = True
-            log.info("patient.deferred", ipp=self.ipp, until=until.isoformat())
+            await self._defer()
         if fatal:
             raise _Fatal(f"the DMP refused the engine: {result.detail}")
         log.debug(
@@ -852,6 +889,7 @@ async def _send_run(
         max_documents,
         clock=lambda: dt.datetime.now(dt.UTC),
         hidden=hidden,
+        ledger_thread=ThreadPoolExecutor(1, thread_name_prefix="ledger"),
     )
     try:
         with _signals(stop):
@@ -860,6 +898,7 @@ async def _send_run(
         if own_client:
             await client.aclose()
         pool.close()
+        ctx.ledger_thread.shutdown(wait=True)
         summary.pushbacks = pacer.pushbacks_total
         invariant = ledger.check_invariant(run_id)
         summary.invariant = invariant

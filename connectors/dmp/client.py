@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import inspect
 import re
 import ssl
 import time
@@ -769,9 +770,9 @@ class AsyncDmpClient(_Core):
         )
         self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10, read=60))
 
-    async def _run(self, steps: _Steps[_T]) -> _T:
+    async def _run(self, steps: _Steps[_T], first: _Call | None = None) -> _T:
         try:
-            call = next(steps)
+            call = first if first is not None else next(steps)
             while True:
                 try:
                     reply: _Reply = await self.http.post(
@@ -796,8 +797,15 @@ class AsyncDmpClient(_Core):
         `before_post(submission_set_id)` runs once the request is built, just before it leaves:
         the sender commits `sending` there, under the uniqueId this attempt carries.
         """
-        steps = self._submit_steps(patient_id, documents, content_type, before_post)
-        return await self._run(steps)
+        minted: list[str] = []
+        steps = self._submit_steps(patient_id, documents, content_type, minted.append)
+        first = next(steps)  # the request is built: `minted` holds its submission set's uniqueId
+        if before_post is not None:
+            # May be a coroutine function: the sender commits `sending` off the event loop.
+            pending = before_post(minted[0])
+            if inspect.isawaitable(pending):
+                await pending
+        return await self._run(steps, first)
 
     async def find_entry_uuid(self, unique_id: str, *, patient_id: str) -> LookupResult:
         """ITI-18 GetDocuments by uniqueId (ObjectRef): the entryUUID an RPLC must target.

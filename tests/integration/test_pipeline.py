@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from backfill.databases import open_engine
 from backfill.dmp_session import async_dmp_client
@@ -24,6 +25,7 @@ from cda.identifiers import unique_id_for
 from connectors.dmp_mock.app import MockConfig
 from connectors.dmp_mock.seeding import seed_from_dpi
 from connectors.dmp_mock.server import MockServer
+from connectors.dpi.contract import dpi_patient
 from tests.conftest import Database
 from tests.integration.pipeline_support import (
     AS_OF,
@@ -274,3 +276,37 @@ def test_a_replacement_of_a_live_sent_version_deprecates_it(
         new = unique_id_for(FINESS, decision.document_id)
         assert held[new]["status"] == "Approved"
     assert summary.lookups == len(replacing)
+
+
+def test_a_patient_without_a_dmp_is_deferred_and_not_asked_again_within_the_recheck(
+    dpi, mock, database: Database, tmp_path: Path
+) -> None:
+    settings = settings_for(dpi, database.url, mock.services_url, tmp_path)
+    expected = selected_unique_ids(dpi)
+    ipp = sorted(expected.values())[0].split("-")[0]
+    engine = open_engine(dpi.url, "DPI")
+    try:
+        with engine.connect() as conn:
+            ins, oid = conn.execute(
+                sa.select(dpi_patient.c.ins_matricule, dpi_patient.c.ins_oid).where(
+                    dpi_patient.c.ipp == ipp
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    answer = httpx.put(
+        mock.base_url + "/_mock/patients", json=[{"ins": ins, "oid": oid, "state": "NO_DMP"}]
+    )
+    assert answer.status_code == 200
+    theirs = {u for u, d in expected.items() if d.startswith(ipp + "-")}
+
+    first = send(settings)
+    assert first.exit_code == 0, first.lines()
+    assert set(ours(mock)) == set(expected) - theirs
+    assert first.reasons["XDSUnknownPatientId"] == len(theirs)
+    assert ledger_states(database.url) == Counter(
+        {"acked": len(expected) - len(theirs), "deferred": len(theirs)}
+    )
+    second = send(settings)  # within no_dmp_recheck_days: selection says no_dmp, nothing is sent
+    assert second.posts == 0
+    assert second.exit_code == 0, second.lines()

@@ -1,0 +1,273 @@
+"""The sender's speed against the mock DMP in its own process (issue 9 §6), beside baselines.
+
+(a) 20 ms of DMP latency: the engine's documents/s beside a one-request-at-a-time sender;
+(b) no latency: the engine's documents/s as a share of the mock's own capacity (bench/mock_dmp.py's
+    load generator, same run, same machine);
+(c) a limit of 100 documents/s: achieved share, and the most documents sent in any 1 s window;
+(d) peak RSS of a whole `backfill run` process at two DPI sizes (flat is the aim);
+(e) a rerun after a complete run: its time as a share of the first run's.
+
+    python bench/send.py [--patients 1500] [--rss-patients 1000,4000] [--pdf-kb 8]
+
+Sizes default to what this 2-core machine runs in a few minutes; the figures say what was run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mock_dmp import documents as bench_documents
+from mock_dmp import drive, free_port
+
+from backfill.config import DmpSettings, DpiSettings, LedgerSettings, RunSettings, Settings
+from backfill.databases import open_engine
+from backfill.dmp_session import async_dmp_client, dmp_client
+from backfill.documents import build_selected
+from backfill.pipeline import RunSummary, run
+from backfill.selection import DEFAULT_RULE, decide, load_rule
+from backfill.selection.paris_time import PARIS
+from connectors.dmp_mock.seeding import seed_from_dpi
+from connectors.dmp_mock.testing import request_for
+from connectors.dpi.synthetic.generator import GenerationOptions, generate
+
+AS_OF = dt.datetime(2026, 11, 20, 12, tzinfo=PARIS)
+
+
+def make_dpi(folder: Path, patients: int, pdf_kb: int) -> tuple[str, Path]:
+    url = f"sqlite:///{folder / f'dpi-{patients}.sqlite'}"
+    engine = open_engine(url, "DPI")
+    try:
+        generate(
+            engine,
+            GenerationOptions(
+                patients=patients,
+                seed=7,
+                as_of=AS_OF.date(),
+                pdf_kb=pdf_kb,
+                files_dir=folder / f"files-{patients}",
+            ),
+        )
+    finally:
+        engine.dispose()
+    return url, folder / f"files-{patients}"
+
+
+def settings(dpi: tuple[str, Path], ledger: Path, services: str, **dmp: Any) -> Settings:
+    options: dict[str, Any] = {"url": services, "rate": 10_000.0, "concurrency": 8}
+    options.update(dmp)
+    return Settings(
+        dpi=DpiSettings(url=dpi[0], content_root=dpi[1]),
+        ledger=LedgerSettings(url=f"sqlite:///{ledger}"),
+        dmp=DmpSettings(**options),
+        run=RunSettings(lock_file=ledger.with_suffix(".lock")),
+    )
+
+
+class Recording:
+    """The real async client, noting when each stored set came back and how many documents."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.stamps: list[tuple[float, int]] = []
+
+    async def submit(self, patient_id: str, documents: Any, **options: Any) -> Any:
+        result = await self.inner.submit(patient_id, documents, **options)
+        self.stamps.append((time.monotonic(), len(documents)))
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def fresh_mock(base: str, dpi: tuple[str, Path], latency_ms: int = 0) -> None:
+    httpx.post(base + "/_mock/reset")
+    engine = open_engine(dpi[0], "DPI")
+    try:
+        seed_from_dpi(engine, base)
+    finally:
+        engine.dispose()
+    httpx.post(base + "/_mock/faults", json={"latency_ms": latency_ms})
+
+
+def engine_run(config: Settings) -> tuple[RunSummary, list[tuple[float, int]], float]:
+    async def go() -> tuple[RunSummary, list[tuple[float, int]]]:
+        async with async_dmp_client(config) as real:
+            client = Recording(real)
+            summary = await run(
+                config, mode="bench", rule=load_rule(DEFAULT_RULE), as_of=AS_OF, client=client
+            )
+            return summary, client.stamps
+
+    started = time.monotonic()
+    summary, stamps = asyncio.run(go())
+    return summary, stamps, time.monotonic() - started
+
+
+def sending_rate(stamps: Sequence[tuple[float, int]], started_after: float = 0.0) -> float:
+    if len(stamps) < 2:
+        return 0.0
+    docs = sum(n for _, n in stamps[1:])
+    return docs / (stamps[-1][0] - stamps[0][0])
+
+
+def sequential(config: Settings, limit: int) -> float:
+    """The naive sender, end to end like the engine: read, build, POST one document, wait for
+    its answer, next (selection is done before the clock starts)."""
+    engine = open_engine(config.dpi.url or "", "DPI")
+    try:
+        wanted = [
+            (d.document_id, d.replaces_unique_id)
+            for d in decide(
+                engine, load_rule(DEFAULT_RULE), AS_OF, content_root=config.dpi.content_root
+            )
+            if d.selected and not d.replaces_unique_id
+        ][:limit]
+        client = dmp_client(config)
+        try:
+            started = time.monotonic()
+            sent = 0
+            for outcome in build_selected(
+                engine, wanted, config.establishment.as_cda(), content_root=config.dpi.content_root
+            ):
+                if outcome.built is not None:
+                    doc = outcome.built
+                    client.submit(doc.entry.patient_id, [(doc.entry, doc.xml)])
+                    sent += 1
+            return sent / (time.monotonic() - started)
+        finally:
+            client.close()
+    finally:
+        engine.dispose()
+
+
+def most_in_one_second(stamps: Sequence[tuple[float, int]]) -> int:
+    best, start, total = 0, 0, 0
+    for end in range(len(stamps)):
+        total += stamps[end][1]
+        while stamps[end][0] - stamps[start][0] >= 1.0:
+            total -= stamps[start][1]
+            start += 1
+        best = max(best, total)
+    return best
+
+
+def rss_child(dpi_url: str, files: str, ledger: str, services: str) -> None:
+    """In a child process: one whole run, then print its peak RSS (MiB) and documents acked."""
+    config = settings((dpi_url, Path(files)), Path(ledger), services)
+    summary, _, _ = engine_run(config)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{peak:.1f} {summary.acked}")
+
+
+def start_mock(folder: Path) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "backfill", "--log-level", "WARNING", "mock-dmp", "--port", str(port),
+         "--db", f"sqlite:///{folder / 'mock.sqlite'}"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert server.stderr is not None
+    for line in server.stderr:
+        if "mock DMP on" in line:
+            break
+    return server, f"http://127.0.0.1:{port}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--patients", type=int, default=1500)
+    parser.add_argument("--rss-patients", default="1000,4000")
+    parser.add_argument("--pdf-kb", type=int, default=8)
+    parser.add_argument("--rss-child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        rss_child(*args.rss_child)
+        return
+    os.environ.setdefault("BACKFILL_LOGGING_LEVEL", "WARNING")
+    from backfill.logs import configure_logging
+
+    configure_logging("WARNING", "json")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        dpi = make_dpi(folder, args.patients, args.pdf_kb)
+        server, base = start_mock(folder)
+        services = base + "/si-dmp-server/v2/services"
+        try:
+            print(
+                f"synthetic DPI of {args.patients} patients, {args.pdf_kb} KB PDFs; mock DMP in its own process"
+            )
+            # (a) 20 ms latency
+            fresh_mock(base, dpi, latency_ms=20)
+            config = settings(dpi, folder / "a.sqlite", services, concurrency=8)
+            summary, stamps, total = engine_run(config)
+            engine_rate = sending_rate(stamps)
+            fresh_mock(base, dpi, latency_ms=20)
+            naive = sequential(config, 150)
+            print(
+                f"(a) 20 ms latency: engine {engine_rate:7.1f} documents/s while sending ({summary.acked} documents, run {total:.1f} s end to end, {summary.acked / total:.1f}/s); one request at a time {naive:6.1f} documents/s → ×{engine_rate / naive:.1f}"
+            )
+            # (b) no latency: beside the mock's own capacity
+            fresh_mock(base, dpi)
+            summary, stamps, total = engine_run(
+                settings(dpi, folder / "b.sqlite", services, concurrency=8)
+            )
+            engine_rate = sending_rate(stamps)
+            singles = bench_documents(300, args.pdf_kb)
+            httpx.post(base + "/_mock/reset")
+            elapsed, _, failures = drive(
+                services + "/repository", [request_for([d]) for d in singles], 8
+            )
+            capacity = len(singles) / elapsed
+            print(
+                f"(b) no latency: engine {engine_rate:7.1f} documents/s while sending ({summary.posts} POSTs for {summary.acked} documents); mock's capacity with 8 clients of 1-document sets {capacity:7.1f} documents/s ({failures} failures) → {100 * engine_rate / capacity:.0f} %"
+            )
+            # (c) a limit of 100 documents/s
+            fresh_mock(base, dpi)
+            config = settings(dpi, folder / "c.sqlite", services, rate=100.0)
+            summary, stamps, total = engine_run(config)
+            achieved = sending_rate(stamps)
+            burst = max(1.0, 100.0 / 10)
+            print(
+                f"(c) limit 100 documents/s: achieved {achieved:6.1f} ({achieved:.0f} %), most in any 1 s window {most_in_one_second(stamps)} (limit + burst = {100 + burst:.0f})"
+            )
+            # (e) rerun after a complete run
+            first = total
+            started = time.monotonic()
+            rerun, _, _ = engine_run(config)
+            again = time.monotonic() - started
+            print(
+                f"(e) rerun after a complete run: {again:.2f} s vs {first:.2f} s → {100 * again / first:.1f} % ({rerun.posts} POSTs)"
+            )
+            # (d) peak RSS at two sizes
+            for patients in (int(p) for p in args.rss_patients.split(",")):
+                sized = make_dpi(folder, patients, args.pdf_kb)
+                fresh_mock(base, sized)
+                out = subprocess.run(
+                    [sys.executable, __file__, "--rss-child", sized[0], str(sized[1]),
+                     str(folder / f"d{patients}.sqlite"), services],
+                    capture_output=True, text=True, check=True,
+                ).stdout.strip().splitlines()[-1].split()  # fmt: skip
+                print(
+                    f"(d) peak RSS of a whole run, {patients} patients: {out[0]} MiB for {out[1]} documents sent"
+                )
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
