@@ -1,4 +1,4 @@
-"""`backfill mock-dmp`: serve the mock DMP (ITI-41 + control plane) in the foreground."""
+"""`backfill mock-dmp`: serve the mock DMP (ITI-41, ITI-18, control plane) in the foreground."""
 
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ import typer
 import uvicorn
 
 from backfill.cli._app import app, state
-from backfill.databases import describe_url, require_driver
+from backfill.databases import describe_url, open_engine, require_driver
 from backfill.errors import ConfigError
 from backfill.key_files import warn_if_exposed
 from backfill.logs import get_logger
 from backfill.outputs import write_output
 from connectors.dmp.client import REPOSITORY_PATH, SERVICES_PATH
 from connectors.dmp_mock.app import MockConfig
+from connectors.dmp_mock.queries import SeedConflict, SeedEntry, seed
+from connectors.dmp_mock.registry import Registry
+from connectors.dmp_mock.seeding import live_feed_documents
 from connectors.dmp_mock.server import TlsFiles, uvicorn_config
 
 __all__ = ["mock_dmp"]
@@ -78,6 +81,14 @@ def mock_dmp(
             "--port-file", help="Write the port bound (useful with --port 0) to this file."
         ),
     ] = None,
+    seed_from_dpi: Annotated[
+        bool,
+        typer.Option(
+            "--seed-from-dpi",
+            help="First store what the configured DPI (dpi.url) says the live feed sent "
+            "(documents with sent_live_at and dmp_unique_id), so replacements can be tried.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the mock DMP: ITI-41 at /si-dmp-server/v2/services/repository, ITI-18 at …/registry, control at /_mock/."""
     state.settings()  # logging as configured
@@ -106,6 +117,7 @@ def mock_dmp(
         ) from None
     except ssl.SSLError as exc:
         raise ConfigError(f"the TLS files cannot be used: {exc}") from None
+    seeded = _seed(server_config.app.state.registry) if seed_from_dpi else None
     # Bind here rather than in uvicorn, which exits with its own code when the port is taken.
     try:
         listener = socket.create_server((host, port))
@@ -127,13 +139,15 @@ def mock_dmp(
         repository = f"{scheme}://{host}:{bound}{REPOSITORY_PATH}"
         dmp_url = f"{scheme}://{host}:{bound}{SERVICES_PATH}"
         log.info(
-            f"mock DMP on {repository}; set dmp.url = {dmp_url}",
+            f"mock DMP on {repository}; set dmp.url = {dmp_url}"
+            + (f"; {seeded} live-sent documents seeded from the DPI" if seeded is not None else ""),
             repository=repository,
             dmp_url=dmp_url,
             port=bound,
             store=describe_url(db),
             mutual_tls=client_ca is not None,
             control_plane=control,
+            seeded_from_dpi=seeded,
         )
         uvicorn.Server(server_config).run(sockets=[listener])
 
@@ -168,6 +182,23 @@ def _control_plane(host: str, asked: bool | None) -> bool:
             detail=f"--control on --host {host}: /_mock/ answers loopback peers only",
         )
     return asked
+
+
+def _seed(registry: Registry) -> int:
+    """Store the live feed's documents of the configured DPI; how many were new."""
+    settings = state.settings()
+    settings.require("dpi.url")
+    engine = open_engine(settings.dpi.url or "", "DPI", must_exist=True)
+    try:
+        entries = [SeedEntry(**e) for e in live_feed_documents(engine)]  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+    try:
+        return seed(registry, entries)["seeded"]
+    except SeedConflict as exc:
+        raise ConfigError(
+            f"--seed-from-dpi: the mock's store disagrees with the DPI: {exc}"
+        ) from None
 
 
 def _check_tls(tls: TlsFiles) -> None:

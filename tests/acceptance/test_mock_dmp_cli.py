@@ -83,3 +83,39 @@ def test_a_bad_store_url_is_one_clear_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "the store cannot be opened" in result.stderr
+
+
+def test_seeding_from_the_dpi_before_serving(tmp_path: Path) -> None:
+    """`--seed-from-dpi`: the live feed's documents of the configured DPI are in the mock."""
+    dpi = f"sqlite:///{tmp_path / 'dpi.sqlite'}"
+    generated = run_backfill(
+        "dpi", "generate", "--url", dpi, "--patients", "20", "--pdf-kb", "1", cwd=tmp_path
+    )
+    assert generated.returncode == 0, generated.stderr
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
+    env |= {
+        "BACKFILL_DPI_URL": dpi,
+        "BACKFILL_SHARED_DIR": os.environ.get("BACKFILL_SHARED_DIR", ""),
+    }
+    env = {k: v for k, v in env.items() if v}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backfill", "mock-dmp", "--port", str(port), "--db",
+         "sqlite:///store.sqlite", "--seed-from-dpi"],
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        seen = []
+        for line in process.stderr:  # type: ignore[union-attr]
+            seen.append(line)
+            if "mock DMP on" in line:
+                break
+        else:
+            raise AssertionError(f"the mock did not start: {''.join(seen)}")
+        held = httpx.get(f"http://127.0.0.1:{port}/_mock/documents", timeout=30).json()
+        assert held
+        assert f"{len(held)} live-sent documents seeded" in "".join(seen)
+        assert {d["status"] for d in held} == {"Approved"}
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
