@@ -323,10 +323,10 @@ def render_html(data: ReportData) -> str:
     if data.ledger is not None:
         waiting = sum(data.ledger.counts.get(s, 0) for s in WAITING_STATES)
         by_state = ", ".join(f"{s.value} {n}" for s, n in data.ledger.counts.items() if n)
+        shown = f"{waiting:,}".replace(",", " ")
+        noun = "document" if waiting == 1 else "documents"
         backlog = (
-            f'<p class="big" data-backlog="{waiting}">{waiting:,} documents waiting</p>'.replace(
-                ",", " "
-            )
+            f'<p class="big" data-backlog="{waiting}">{shown} {noun} waiting to be sent</p>'
             + f"<p>{_e(by_state) or 'empty ledger'}</p>"
             + _runs_table(data.ledger)
         )
