@@ -1075,13 +1075,14 @@ class Ledger:
         found: dict[str, dict[int, str]] = {}
         with self._read() as conn:
             for chunk in _chunks(set_ids):
+                # The state is filtered here, not in SQL: with it in the WHERE clause SQLite
+                # walks the (state, ipp) index over every acked row instead of the set index.
                 rows = conn.execute(
-                    sa.select(d.set_id, d.version, d.unique_id).where(
-                        d.set_id.in_(chunk), d.state == DocState.ACKED.value
-                    )
+                    sa.select(d.set_id, d.version, d.unique_id, d.state).where(d.set_id.in_(chunk))
                 )
-                for set_id, version, unique_id in rows:
-                    found.setdefault(set_id, {})[version] = unique_id
+                for set_id, version, unique_id, state in rows:
+                    if state == DocState.ACKED.value:
+                        found.setdefault(set_id, {})[version] = unique_id
         return found
 
     def without_dmp(self, ipps: Collection[str], as_of: dt.datetime) -> Collection[str]:
