@@ -18,7 +18,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,9 +37,10 @@ from pydantic_settings import (
 from backfill.bonus import BonusError, window_named
 from backfill.errors import ConfigError
 from cda.codes import FACILITY_TYPES
+from cda.entry import system_xcn
 from cda.model import Establishment
 from connectors.dmp.client import services_url_problem
-from connectors.dmp.vihf import VihfIdentity
+from connectors.dmp.vihf import FACILITY_TYPE_SCHEME, VihfIdentity
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -155,6 +164,13 @@ class DmpSettings(_Section):
     tls_cert: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
     tls_key: Path | None = Field(None, description="private key (PEM) of the client certificate")
     ca_bundle: Path | None = Field(None, description="CA bundle that signs the DMP's certificate")
+    signing_cert: Path | None = Field(
+        None,
+        description="certificate (PEM) that signs the VIHF and the submission sets; default: tls_cert",
+    )
+    signing_key: Path | None = Field(
+        None, description="private key (PEM) of signing_cert; default: tls_key"
+    )
     rate: float = Field(10.0, gt=0, le=10_000, description="documents per second, at most")
     concurrency: int = Field(4, ge=1, le=256, description="requests in flight, at most")
     connect_timeout: float = Field(10.0, gt=0, le=600, description="seconds to open a connection")
@@ -188,6 +204,21 @@ class DmpSettings(_Section):
             raise ValueError(problem)
         return value.rstrip("/") if value else value
 
+    @model_validator(mode="after")
+    def _pairs(self) -> DmpSettings:
+        for cert, key in (("tls_cert", "tls_key"), ("signing_cert", "signing_key")):
+            if (getattr(self, cert) is None) != (getattr(self, key) is None):
+                raise ValueError(f"{cert} and {key} go together: set both or neither")
+        return self
+
+    def signing_files(self) -> tuple[Path, Path] | None:
+        """(certificate, key) that sign what is sent: the signing pair, else the TLS pair."""
+        if self.signing_cert is not None and self.signing_key is not None:
+            return self.signing_cert, self.signing_key
+        if self.tls_cert is not None and self.tls_key is not None:
+            return self.tls_cert, self.tls_key
+        return None
+
 
 class RulesSettings(_Section):
     """Which selection rule file to apply."""
@@ -198,32 +229,72 @@ class RulesSettings(_Section):
 
 
 class VihfSettings(_Section):
-    """The VIHF SAML assertion sent with each request (indirect authentication)."""
+    """The VIHF SAML assertion sent with each request (indirect authentication), and the sending
+    system as the author of every submission set."""
 
     structure_id: str | None = Field(
         None, description="Identifiant_Structure; default: 1 + the geographic FINESS"
     )
-    subject_id: str = Field("dmp-backfill", min_length=1, description="subject-id: who acts")
+    subject_id: str = Field(
+        "dmp-backfill, reprise d'historique",
+        min_length=1,
+        description="subject-id: the software's name, model and service",
+    )
+    responsible: str = Field(
+        "dmp-backfill",
+        min_length=1,
+        description="NameID: the person responsible for the automated processing",
+    )
     role: str = Field("AUTOMATE", description="JDV_J65 subject:role for automated processing")
-    sector: str = Field("SA01^1.2.250.1.71.4.2.4", description="Secteur_Activite (JDV_J61)")
+    sector: str | None = Field(
+        None,
+        description="Secteur_Activite (JDV_J61, code^1.2.250.1.71.4.2.4); default: the establishment's facility_type_code",
+    )
     lps_name: str = Field("dmp-backfill", min_length=1, description="LPS_Nom: the software's name")
     lps_version: str = Field("0.1.0", min_length=1, description="LPS_Version")
     lps_id: str = Field("dmp-backfill", min_length=1, description="LPS_ID")
     homologation_id: str = Field(
         "NON-HOMOLOGUE", min_length=1, description="LPS_ID_HOMOLOGATION_DMP given by the CNDA"
     )
+    system_local_id: str = Field(
+        "DMP-BACKFILL",
+        min_length=1,
+        max_length=64,
+        description="the sending system's id in the establishment: SubmissionSet author 3<FINESS>/<this>",
+    )
+    system_model: str = Field(
+        "backfill",
+        min_length=1,
+        max_length=64,
+        description="the sending system's model, second name of the SubmissionSet author",
+    )
 
-    def as_identity(self, default_structure_id: str) -> VihfIdentity:
-        """What the VIHF of every request says (the structure defaults to 1 + FINESS)."""
+    def as_identity(
+        self,
+        default_structure_id: str,
+        *,
+        finess: str | None = None,
+        facility_type_code: str = "SA01",
+    ) -> VihfIdentity:
+        """What the VIHF of every request says (the structure defaults to 1 + FINESS).
+
+        With `finess`, the identity also names the sending system as submission-set author.
+        """
         return VihfIdentity(
             structure_id=self.structure_id or default_structure_id,
             subject_id=self.subject_id,
+            responsible=self.responsible,
             role=self.role,
-            sector=self.sector,
+            sector=self.sector or f"{facility_type_code}^{FACILITY_TYPE_SCHEME}",
             lps_name=self.lps_name,
             lps_version=self.lps_version,
             lps_id=self.lps_id,
             homologation_id=self.homologation_id,
+            author_person=(
+                system_xcn(finess, self.system_local_id, self.lps_name, self.system_model)
+                if finess
+                else None
+            ),
         )
 
 
@@ -341,6 +412,14 @@ class Settings(BaseSettings):
     @property
     def structure_id(self) -> str:
         return self.vihf.structure_id or f"1{self.establishment.finess_geo}"
+
+    def vihf_identity(self) -> VihfIdentity:
+        """The VIHF identity of this establishment, the sending system as set author included."""
+        return self.vihf.as_identity(
+            self.structure_id,
+            finess=self.establishment.finess_geo,
+            facility_type_code=self.establishment.facility_type_code,
+        )
 
     def require(self, *dotted: str) -> None:
         """Fail with a ConfigError if any of these keys (e.g. "dpi.url") has no value."""

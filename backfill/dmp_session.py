@@ -84,7 +84,7 @@ def _client_options(settings: Settings, url: str | None) -> dict[str, object]:
     establishment = settings.establishment.as_cda()
     return {
         "services_url": services_url,
-        "identity": settings.vihf.as_identity(settings.structure_id),
+        "identity": settings.vihf_identity(),
         "source_id": establishment.source_oid,
         "institution_xon": xon(establishment),
     }

@@ -13,12 +13,21 @@ import datetime as dt
 import functools
 import hashlib
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lxml import etree
 
 from cda import codes
-from cda.entry import PS_ID_ROOT, STRUCT_ID_ROOT, document_entry, document_title, service_period
+from cda.entry import (
+    PS_ID_ROOT,
+    STRUCT_ID_ROOT,
+    document_entry,
+    document_title,
+    encounter_period,
+    ps_identifier,
+    service_period,
+)
 from cda.errors import CdaError, InvalidContent, InvalidDocumentData, ValidationFailed
 from cda.identifiers import unique_id_for
 from cda.metadata import Coded, DocumentEntry
@@ -26,7 +35,7 @@ from cda.model import DocumentInput, Establishment, Patient
 from cda.timefmt import hl7_date, hl7_ts
 from cda.validate import xsd_errors
 
-__all__ = ["PDF_MEDIA_TYPE", "BuiltDocument", "build_document", "check_content"]
+__all__ = ["PDF_MEDIA_TYPE", "BuiltDocument", "build_document", "by_content_type", "check_content"]
 
 NS = "urn:hl7-org:v3"
 _V3 = f"{{{NS}}}"
@@ -47,9 +56,26 @@ class BuiltDocument:
     sha1: str
     size: int
     entry: DocumentEntry
+    content_type: Coded = codes.CONTENT_TYPES["external"]
+    """The contentTypeCode of the submission sets this document may travel in (its stay's kind)."""
 
     def __repr__(self) -> str:
         return f"BuiltDocument(unique_id={self.unique_id!r}, size={self.size})"
+
+
+def by_content_type(
+    documents: Iterable[BuiltDocument],
+) -> list[tuple[Coded, list[BuiltDocument]]]:
+    """One patient's built documents grouped by contentTypeCode, in first-seen order.
+
+    A submission set has one contentTypeCode, so documents of stays of different kinds (a full
+    stay, a day case, a consultation) never share one: send each group as its own set(s), with
+    its code as the set's content type.
+    """
+    groups: dict[Coded, list[BuiltDocument]] = {}
+    for document in documents:
+        groups.setdefault(document.content_type, []).append(document)
+    return list(groups.items())
 
 
 def check_content(content: bytes | None, mime_type: str | None) -> None:
@@ -119,7 +145,9 @@ def _build(
     if not patient.ipp or not patient.ipp.strip():
         raise InvalidDocumentData(f"document {document.document_id}: the patient has no IPP")
     legal = document.legal_authenticator or document.author
-    author_id, legal_id = document.author.ps_id, legal.ps_id
+    finess = establishment.finess_geo
+    author_id = ps_identifier(document.author, finess).value
+    legal_id = ps_identifier(legal, finess).value
     for person in (document.author, legal):
         if not (person.family_name or "").strip():
             raise InvalidDocumentData(
@@ -132,20 +160,24 @@ def _build(
     encounter = codes.encounter_type(stay.encounter_type) if stay else None
     unique_id = unique_id_for(establishment.finess_geo, document.document_id)
     start, stop = service_period(document)
+    stay_start, stay_stop = encounter_period(document)
 
     # The header is this thread's skeleton for the establishment and for this shape of document
     # (which optional elements it has), every element of which is overwritten below: no tree is
     # built, copied or pruned per document.
     author, specialty = document.author, codes.author_specialty(document.author.specialty_code)
+    function = codes.author_function(author.function_code)
     shape = frozenset(
         name
         for name, present in (
             ("used_family", _has_text(patient.used_family_name)),
             ("used_given", _has_text(patient.used_given_name)),
             ("specialty", specialty is not None),
+            ("function", function is not None),
             ("author_given", _has_text(author.given_name)),
             ("legal_given", _has_text(legal.given_name)),
-            ("high", stop is not None),
+            ("event_high", stop is not None),
+            ("encounter_high", stay_stop is not None),
             ("replaces", bool(document.replaces)),
             ("stay", stay is not None and encounter is not None),
         )
@@ -179,6 +211,8 @@ def _build(
     at["birthTime"].set("value", hl7_date(traits.birth_date))  # type: ignore[arg-type]
     at["county"].text = traits.birth_place_code
 
+    if function is not None:
+        _fill_code(at["author_function"], function)
     at["author_time"].set("value", created)
     at["author_id"].set("extension", author_id)
     if specialty is not None:
@@ -195,13 +229,12 @@ def _build(
         at["legal_given"].text = legal.given_name
     at["legal_family"].text = legal.family_name
 
-    low = hl7_ts(start)
-    at["event_low"].set("value", low)
-    at["encounter_low"].set("value", low)
+    at["event_low"].set("value", hl7_ts(start))
+    at["encounter_low"].set("value", hl7_ts(stay_start))
     if stop is not None:
-        high = hl7_ts(stop)
-        at["event_high"].set("value", high)
-        at["encounter_high"].set("value", high)
+        at["event_high"].set("value", hl7_ts(stop))
+    if stay_stop is not None:
+        at["encounter_high"].set("value", hl7_ts(stay_stop))
     at["performer_id"].set("extension", author_id)
     _fill_code(at["setting"], setting)
     if document.replaces:
@@ -229,7 +262,17 @@ def _build(
         sha1=sha1,
         size=len(xml),
     )
-    return BuiltDocument(xml=xml, unique_id=unique_id, sha1=sha1, size=len(xml), entry=entry)
+    return BuiltDocument(
+        xml=xml,
+        unique_id=unique_id,
+        sha1=sha1,
+        size=len(xml),
+        entry=entry,
+        content_type=codes.content_type(
+            stay.encounter_type if stay else None,
+            partial=bool(stay and stay.hospitalisation == "partial"),
+        ),
+    )
 
 
 # Which elements each optional part of the header is made of.
@@ -239,7 +282,9 @@ _OPTIONAL_SLOTS = {
     "specialty": ("author_code",),
     "author_given": ("author_given",),
     "legal_given": ("legal_given",),
-    "high": ("event_high", "encounter_high"),
+    "function": ("author_function",),
+    "event_high": ("event_high",),
+    "encounter_high": ("encounter_high",),
     "replaces": ("related", "parent_id"),
     "stay": ("encounter_id", "encounter_code"),
 }
@@ -307,6 +352,7 @@ def _skeleton(
     slot("county", _el(_el(place, "addr"), "county"))
 
     author = _el(root, "author")
+    slot("author_function", coded(author, "functionCode"))
     slot("author_time", _el(author, "time", value=""))
     assigned = _el(author, "assignedAuthor")
     slot("author_id", _el(assigned, "id", root=PS_ID_ROOT, extension=""))

@@ -17,6 +17,7 @@ from cda.valuesets import load_value_set
 __all__ = [
     "CLASS_COMPTE_RENDU",
     "CONFIDENTIALITY_NORMAL",
+    "CONTENT_TYPES",
     "DOCUMENT_KINDS",
     "ENCOUNTER_TYPES",
     "FACILITY_TYPES",
@@ -28,7 +29,9 @@ __all__ = [
     "MASQUE_PS",
     "PRACTICE_SETTINGS",
     "DocumentKind",
+    "author_function",
     "author_specialty",
+    "content_type",
     "document_kind",
     "encounter_type",
     "facility_type",
@@ -171,16 +174,53 @@ def encounter_type(code: str) -> Coded:
 
 
 @functools.lru_cache(maxsize=4096)
-def author_specialty(code: str | None) -> Coded | None:
-    """The JDV_J01 specialty of an author, or None when the code is absent or not in the set.
+def _from_value_set(value_set: str, code: str, what: str) -> Coded:
+    # A missing or unreadable value set file raises (SpecsNotFound, OSError, ValueError): that is
+    # the installation's problem, never a reason to send the document without the code.
+    concept = load_value_set(value_set).get(code)
+    if concept is None:
+        raise InvalidDocumentData(
+            f"{what} {code!r} is not in {value_set}: correct the DPI's code or its mapping"
+        )
+    return Coded(concept.code, concept.scheme, concept.display)
 
-    An unknown specialty is left out rather than refused: the element is optional, and a wrong
-    code would fail the schematron.
+
+def author_specialty(code: str | None) -> Coded | None:
+    """The JDV_J01 specialty of an author; None only when the DPI gives none.
+
+    A code the value set does not hold is refused (InvalidDocumentData), never left out in
+    silence: the document would then say less than the DPI does.
     """
-    if not code:
-        return None
-    try:
-        concept = load_value_set("JDV_J01").get(code)
-    except (OSError, ValueError):
-        return None
-    return None if concept is None else Coded(concept.code, concept.scheme, concept.display)
+    return _from_value_set("JDV_J01", code, "the author's specialty") if code else None
+
+
+def author_function(code: str | None) -> Coded | None:
+    """The JDV_J47 function of the author for the document (CDA functionCode, XDS authorRole)."""
+    return _from_value_set("JDV_J47", code, "the author's function") if code else None
+
+
+# SubmissionSet contentTypeCode (JDV_J59 for the DMP, codes of TRE_R209 TypeActivite, scheme
+# 1.2.250.1.213.2.2), display names as the value set spells them. One per kind of stay: ANS's
+# mapping gives a full hospitalisation 03 and an outpatient or emergency visit 07; a day case
+# (partial hospitalisation) has its own code, 04.
+TRE_R209_ACTIVITE = "1.2.250.1.213.2.2"
+CONTENT_TYPES: dict[str, Coded] = {
+    key: Coded(code, TRE_R209_ACTIVITE, display)
+    for key, code, display in (
+        ("full", "03", "Hospitalisation complète (non compris hospitalisation de semaine)"),
+        ("day", "04", "Hospitalisation de jour"),
+        ("external", "07", "Consultations soins externes"),
+    )
+}
+
+
+def content_type(encounter_type: str | None, *, partial: bool = False) -> Coded:
+    """The contentTypeCode of the documents of one stay, from its JDV_J142 encounter type.
+
+    An inpatient stay (IMP) is a full hospitalisation, or a day case when the DPI says the stay
+    was partial; outpatient, external and emergency visits are external consultations. A
+    document with no stay counts as an external consultation (the least specific).
+    """
+    if encounter_type == "IMP":
+        return CONTENT_TYPES["day" if partial else "full"]
+    return CONTENT_TYPES["external"]

@@ -9,6 +9,7 @@ build benchmark and demos. Every identity here is fictitious and uses the test I
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 import sys
@@ -159,7 +160,14 @@ def example_documents(pdf_size: int = 0) -> dict[str, tuple[DocumentInput, Patie
 
     return {
         "ldl": (
-            document("ldl", "LDL", "Lettre de liaison de sortie", dt.datetime(2024, 6, 12, 14, 30)),
+            document(
+                "ldl",
+                "LDL",
+                "Lettre de liaison de sortie",
+                dt.datetime(2024, 6, 12, 14, 30),
+                # The DPI knows the author signed as the physician responsible for the discharge.
+                author=dataclasses.replace(DOCTOR, function_code="DISPHYS"),
+            ),
             patients["camille"],
         ),
         "crh": (
@@ -180,6 +188,7 @@ def example_documents(pdf_size: int = 0) -> dict[str, tuple[DocumentInput, Patie
                 dt.datetime(2024, 6, 6, 16, 45),
                 author=SURGEON,
                 legal_authenticator=DOCTOR,
+                operated_at=dt.datetime(2024, 6, 6, 9, 30),
             ),
             patients["camille"],
         ),

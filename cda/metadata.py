@@ -71,6 +71,9 @@ class DocumentEntry:
     """The entryUUID the DMP gave the replaced document (ITI-18 lookup): the RPLC's target.
     Unset, the target is our own entryUUID of `replaces` (what the mock stores for documents
     we sent ourselves)."""
+    source_patient_info: tuple[str, ...] = field(default=(), repr=False)
+    """`PID-5|…`, `PID-7|…`, `PID-8|…`: the patient's birth name, birth date and sex."""
+    event_codes: tuple[Coded, ...] = ()
 
     @property
     def entry_uuid(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from cda.errors import InvalidDocumentData, InvalidIdentity
+from cda.errors import InvalidIdentity
 from cda.ins import INS, INS_OIDS, InsTraits
 
 __all__ = ["Author", "DocumentInput", "Establishment", "Patient", "Stay", "Unit"]
@@ -93,24 +93,22 @@ class Patient:
 
 @dataclass(frozen=True, slots=True)
 class Author:
-    """A health professional (author or legal authenticator), identified by their RPPS."""
+    """A health professional (author or legal authenticator) and how the DMP can identify them.
+
+    The DMP's identifier scheme for people (PS_IdNat, under 1.2.250.1.71.4.2.1) accepts an RPPS
+    ("8" + RPPS), an ADELI number ("0" + ADELI) or the establishment's own staff number
+    ("3" + FINESS + "/" + number); `cda.entry.ps_identifier` picks the first the DPI knows.
+    """
 
     rpps: str | None
     family_name: str
     given_name: str | None = None
     specialty_code: str | None = None
     author_id: str | None = None
-
-    @property
-    def ps_id(self) -> str:
-        """PS_IdNat: "8" + RPPS, under 1.2.250.1.71.4.2.1; author_unknown without an RPPS."""
-        rpps = (self.rpps or "").strip()
-        if len(rpps) != 11 or not rpps.isdigit():
-            raise InvalidDocumentData(
-                f"author {self.author_id or '?'} has no valid RPPS number (11 digits)",
-                reason="author_unknown",
-            )
-        return "8" + rpps
+    adeli: str | None = None
+    staff_number: str | None = None
+    function_code: str | None = None
+    """JDV_J47 function of the author for the document (e.g. ATTPHYS), when the DPI knows it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,3 +154,5 @@ class DocumentInput:
     invisible_legal_rep: bool = False
     replaces: str | None = None
     """uniqueId of the earlier version this one replaces (RPLC), when it was already sent."""
+    operated_at: dt.datetime | None = None
+    """For an operative report, when the operation took place (the service it reports)."""

@@ -52,7 +52,9 @@ CREATE TABLE dpi_author (
     adeli                   VARCHAR(9),
     family_name             VARCHAR(200) NOT NULL,
     given_name              VARCHAR(200) NOT NULL,
-    specialty_code          VARCHAR(64)
+    specialty_code          VARCHAR(64),
+    -- OPTIONAL. The establishment's own number for this professional (used without RPPS/ADELI).
+    staff_number            VARCHAR(64)
 );
 
 CREATE TABLE dpi_stay (
@@ -94,7 +96,11 @@ CREATE TABLE dpi_document (
     sent_live_at            TIMESTAMP,
     dmp_unique_id           VARCHAR(128),
     -- OPTIONAL. The patient asked that this document not be sent to the DMP (NULL: no).
-    withheld                BOOLEAN
+    withheld                BOOLEAN,
+    -- OPTIONAL. The author's role for this document (JDV_J47 code, e.g. DISPHYS), if recorded.
+    author_function         VARCHAR(16),
+    -- OPTIONAL. For an operative report (CRO): when the operation took place.
+    operated_at             TIMESTAMP
 );
 
 CREATE INDEX ix_dpi_document_ipp ON dpi_document (ipp);

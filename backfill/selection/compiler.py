@@ -145,8 +145,23 @@ def _minor_policy(
     return sa.case(*whens, else_=code(minors.default))
 
 
-def _rpps_ok(rpps: ColumnElement[str]) -> ColumnElement[bool]:
-    return sa.and_(rpps.is_not(None), ps.matches(ps.trimmed(rpps), [ps.DIGIT] * 11))
+def _identified(person: sa.FromClause, present: frozenset[str]) -> ColumnElement[bool]:
+    """The DMP can identify this professional: RPPS, else ADELI, else a staff number.
+
+    The same rule as `cda.entry.ps_identifier` (RPPS 11 digits; ADELI a digit, a digit or A/B,
+    seven digits; any non-blank staff number).
+    """
+    rpps, adeli = person.c.rpps, person.c.adeli
+    shapes = [
+        sa.and_(rpps.is_not(None), ps.matches(ps.trimmed(rpps), [ps.DIGIT] * 11)),
+        sa.and_(
+            adeli.is_not(None),
+            ps.matches(ps.trimmed(adeli), [ps.DIGIT, ps.DIGIT + "AB", *[ps.DIGIT] * 7]),
+        ),
+    ]
+    if "dpi_author.staff_number" in present:  # an optional contract column
+        shapes.append(sa.not_(ps.is_blank(person.c.staff_number)))
+    return sa.or_(*shapes)
 
 
 # The NIR's sex digit: 1 and 2, and the same parity for the provisional series (3/4 for people
@@ -242,13 +257,13 @@ def compile_decisions(
     author_unknown = sa.or_(
         d.c.author_id.is_(None),
         author.c.author_id.is_(None),
-        sa.not_(_rpps_ok(author.c.rpps)),
+        sa.not_(_identified(author, present)),
         ps.is_blank(author.c.family_name),
         sa.and_(
             d.c.legal_authenticator_id.is_not(None),
             sa.or_(
                 legal.c.author_id.is_(None),
-                sa.not_(_rpps_ok(legal.c.rpps)),
+                sa.not_(_identified(legal, present)),
                 ps.is_blank(legal.c.family_name),
             ),
         ),

@@ -13,15 +13,25 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from cda.metadata import Coded, DocumentEntry, SubmissionSet, XdsAuthor
+from cda.metadata import Coded, DocumentEntry, SubmissionSet, XdsAuthor, entry_uuid_for
 from connectors.dmp.errors import MetadataProblem
 from connectors.dmp.vocabulary import NS, XDS
 
-__all__ = ["ParsedSubmission", "parse_submit_objects", "submit_objects"]
+__all__ = [
+    "SIGNATURE_CLASS_CODE",
+    "SIGNATURE_ID",
+    "SUBMISSION_SET_ID",
+    "ParsedSubmission",
+    "parse_submit_objects",
+    "submit_objects",
+]
 
 _RIM = f"{{{NS['rim']}}}"
 _LCM = f"{{{NS['lcm']}}}"
 SUBMISSION_SET_ID = "SubmissionSet01"
+SIGNATURE_ID = "Signature01"
+# classCode of the submission set's signature entry (IHE DSG, as the DMP's clients send it).
+SIGNATURE_CLASS_CODE = "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1"
 METADATA_ERROR = "XDSRegistryMetadataError"
 
 
@@ -75,14 +85,21 @@ def _external_id(
 
 
 def submit_objects(
-    submission_set: SubmissionSet, entries: Sequence[DocumentEntry]
+    submission_set: SubmissionSet,
+    entries: Sequence[DocumentEntry],
+    *,
+    signature: DocumentEntry | None = None,
+    ids: Sequence[str] | None = None,
 ) -> etree._Element:
     """The `lcm:SubmitObjectsRequest` of one submission set and its document entries.
 
-    Each ExtrinsicObject's id is the entry's stable entryUUID; the matching `xds:Document` must
-    carry the same id. An entry with `replaces` gets an RPLC association to the replaced
-    entry's entryUUID.
+    Each ExtrinsicObject's id is `ids[n]` (symbolic ids such as `Document01` are allowed, the
+    registry assigns entryUUIDs), by default the entry's stable entryUUID; the matching
+    `xds:Document` must carry the same id. An entry with `replaces` gets an RPLC association to
+    the replaced entry's entryUUID. A `signature` entry (the XAdES of the set) is a member of
+    the set and `signs` it.
     """
+    object_ids = list(ids) if ids is not None else [entry.entry_uuid for entry in entries]
     request = etree.Element(
         _LCM + "SubmitObjectsRequest", nsmap={"lcm": NS["lcm"], "rim": NS["rim"]}
     )
@@ -92,86 +109,79 @@ def submit_objects(
     _name(ss, submission_set.title)
     _author(ss, XDS.SS_AUTHOR, SUBMISSION_SET_ID, submission_set.author, 1)
     _coded(ss, XDS.SS_CONTENT_TYPE, SUBMISSION_SET_ID, submission_set.content_type, 2)
-    _external_id(
-        ss,
-        XDS.SS_UNIQUE_ID,
-        SUBMISSION_SET_ID,
-        submission_set.unique_id,
-        "XDSSubmissionSet.uniqueId",
-        1,
-    )
-    _external_id(
-        ss,
-        XDS.SS_SOURCE_ID,
-        SUBMISSION_SET_ID,
-        submission_set.source_id,
-        "XDSSubmissionSet.sourceId",
-        2,
-    )
-    _external_id(
-        ss,
-        XDS.SS_PATIENT_ID,
-        SUBMISSION_SET_ID,
-        submission_set.patient_id,
-        "XDSSubmissionSet.patientId",
-        3,
-    )
+    for n, (scheme, value, label) in enumerate(
+        (
+            (XDS.SS_UNIQUE_ID, submission_set.unique_id, "XDSSubmissionSet.uniqueId"),
+            (XDS.SS_SOURCE_ID, submission_set.source_id, "XDSSubmissionSet.sourceId"),
+            (XDS.SS_PATIENT_ID, submission_set.patient_id, "XDSSubmissionSet.patientId"),
+        ),
+        start=1,
+    ):
+        _external_id(ss, scheme, SUBMISSION_SET_ID, value, label, n)
     _el(
         objects, "Classification", id="cl-ss-node", classifiedObject=SUBMISSION_SET_ID,
         classificationNode=XDS.SUBMISSION_SET_NODE, objectType=XDS.OT_CLASSIFICATION,
     )  # fmt: skip
 
-    for entry in entries:
-        owner = entry.entry_uuid
-        eo = _el(
-            objects,
-            "ExtrinsicObject",
-            id=owner,
-            mimeType=entry.mime_type,
-            objectType=XDS.STABLE_ENTRY,
-        )
-        _slot(eo, "creationTime", entry.creation_time)
-        _slot(eo, "languageCode", entry.language)
-        if entry.service_start:
-            _slot(eo, "serviceStartTime", entry.service_start)
-        if entry.service_stop:
-            _slot(eo, "serviceStopTime", entry.service_stop)
-        _slot(eo, "sourcePatientId", entry.source_patient_id)
-        if entry.legal_authenticator:
-            _slot(eo, "legalAuthenticator", entry.legal_authenticator)
-        _slot(eo, "hash", entry.hash)
-        _slot(eo, "size", str(entry.size))
-        _name(eo, entry.title)
-        _author(eo, XDS.DE_AUTHOR, owner, entry.author, 1)
-        _coded(eo, XDS.DE_CLASS, owner, entry.class_code, 2)
-        for n, conf in enumerate(entry.confidentiality, start=3):
-            _coded(eo, XDS.DE_CONFIDENTIALITY, owner, conf, n)
-        n = 3 + len(entry.confidentiality)
-        _coded(eo, XDS.DE_FORMAT, owner, entry.format_code, n)
-        _coded(eo, XDS.DE_FACILITY_TYPE, owner, entry.healthcare_facility_type, n + 1)
-        _coded(eo, XDS.DE_PRACTICE_SETTING, owner, entry.practice_setting, n + 2)
-        _coded(eo, XDS.DE_TYPE, owner, entry.type_code, n + 3)
-        _external_id(
-            eo, XDS.DE_PATIENT_ID, owner, entry.patient_id, "XDSDocumentEntry.patientId", 1
-        )
-        _external_id(eo, XDS.DE_UNIQUE_ID, owner, entry.unique_id, "XDSDocumentEntry.uniqueId", 2)
+    members = list(zip(object_ids, entries, strict=True))
+    if signature is not None:
+        members.append((SIGNATURE_ID, signature))
+    for owner, entry in members:
+        _extrinsic_object(objects, owner, entry)
 
-    for n, entry in enumerate(entries, start=1):
+    for n, (owner, entry) in enumerate(members, start=1):
         member = _el(
             objects, "Association", id=f"as-member-{n}", associationType=XDS.HAS_MEMBER,
-            sourceObject=SUBMISSION_SET_ID, targetObject=entry.entry_uuid, objectType=XDS.OT_ASSOCIATION,
+            sourceObject=SUBMISSION_SET_ID, targetObject=owner, objectType=XDS.OT_ASSOCIATION,
         )  # fmt: skip
         _slot(member, "SubmissionSetStatus", "Original")
         if entry.replaces or entry.replaces_entry_uuid:
-            from cda.metadata import entry_uuid_for  # noqa: PLC0415
-
             target = entry.replaces_entry_uuid or entry_uuid_for(entry.replaces or "")
             _el(
                 objects, "Association", id=f"as-rplc-{n}", associationType=XDS.RPLC,
-                sourceObject=entry.entry_uuid, targetObject=target,
+                sourceObject=owner, targetObject=target,
                 objectType=XDS.OT_ASSOCIATION,
             )  # fmt: skip
+    if signature is not None:
+        _el(
+            objects, "Association", id="as-signs", associationType=XDS.SIGNS,
+            sourceObject=SIGNATURE_ID, targetObject=SUBMISSION_SET_ID, objectType=XDS.OT_ASSOCIATION,
+        )  # fmt: skip
     return request
+
+
+def _extrinsic_object(objects: etree._Element, owner: str, entry: DocumentEntry) -> None:
+    eo = _el(
+        objects, "ExtrinsicObject", id=owner, mimeType=entry.mime_type, objectType=XDS.STABLE_ENTRY
+    )
+    _slot(eo, "creationTime", entry.creation_time)
+    _slot(eo, "languageCode", entry.language)
+    if entry.service_start:
+        _slot(eo, "serviceStartTime", entry.service_start)
+    if entry.service_stop:
+        _slot(eo, "serviceStopTime", entry.service_stop)
+    _slot(eo, "sourcePatientId", entry.source_patient_id)
+    if entry.source_patient_info:
+        _slot(eo, "sourcePatientInfo", *entry.source_patient_info)
+    if entry.legal_authenticator:
+        _slot(eo, "legalAuthenticator", entry.legal_authenticator)
+    _slot(eo, "hash", entry.hash)
+    _slot(eo, "size", str(entry.size))
+    _name(eo, entry.title)
+    coded: list[tuple[str, Coded]] = [(XDS.DE_CLASS, entry.class_code)]
+    coded += [(XDS.DE_CONFIDENTIALITY, c) for c in entry.confidentiality]
+    coded += [(XDS.DE_EVENT, c) for c in entry.event_codes]
+    coded += [
+        (XDS.DE_FORMAT, entry.format_code),
+        (XDS.DE_FACILITY_TYPE, entry.healthcare_facility_type),
+        (XDS.DE_PRACTICE_SETTING, entry.practice_setting),
+        (XDS.DE_TYPE, entry.type_code),
+    ]
+    _author(eo, XDS.DE_AUTHOR, owner, entry.author, 1)
+    for n, (scheme, value) in enumerate(coded, start=2):
+        _coded(eo, scheme, owner, value, n)
+    _external_id(eo, XDS.DE_PATIENT_ID, owner, entry.patient_id, "XDSDocumentEntry.patientId", 1)
+    _external_id(eo, XDS.DE_UNIQUE_ID, owner, entry.unique_id, "XDSDocumentEntry.uniqueId", 2)
 
 
 # ---- reading --------------------------------------------------------------------------------
@@ -185,6 +195,10 @@ class ParsedSubmission:
     entries: dict[str, DocumentEntry]
     replacements: dict[str, str] = field(default_factory=dict)
     """ExtrinsicObject id → entryUUID of the entry it replaces (RPLC)."""
+    signatures: dict[str, DocumentEntry] = field(default_factory=dict)
+    """The signature entries (classCode Digital Signature), kept out of `entries`."""
+    signs: set[str] = field(default_factory=set)
+    """Ids of the objects that a `signs` association says sign the submission set."""
 
 
 def _slots(obj: etree._Element) -> dict[str, list[str]]:
@@ -327,6 +341,8 @@ def parse_submit_objects(request: etree._Element) -> ParsedSubmission:
         if not confidentiality:
             raise MetadataProblem(METADATA_ERROR, f"{where}: no confidentialityCode", eo_id)
         entries[eo_id] = DocumentEntry(
+            source_patient_info=tuple(slots.get("sourcePatientInfo", ())),
+            event_codes=tuple(_read_coded(eo, XDS.DE_EVENT, "eventCodeList", where)),
             unique_id=_external(eo, XDS.DE_UNIQUE_ID, "uniqueId", where),
             patient_id=_external(eo, XDS.DE_PATIENT_ID, "patientId", where),
             source_patient_id=_one(slots, "sourcePatientId", where) or "",
@@ -353,6 +369,7 @@ def parse_submit_objects(request: etree._Element) -> ParsedSubmission:
         )
 
     members: set[str] = set()
+    signs: set[str] = set()
     replacements: dict[str, str] = {}
     for assoc in objects.iterfind(_RIM + "Association"):
         kind, source, target = (
@@ -360,6 +377,8 @@ def parse_submit_objects(request: etree._Element) -> ParsedSubmission:
         )
         if kind == XDS.HAS_MEMBER and source == ss_id:
             members.add(target)
+        elif kind == XDS.SIGNS and target == ss_id:
+            signs.add(source)
         elif kind == XDS.RPLC:
             if source not in entries or not target.startswith("urn:uuid:"):
                 raise MetadataProblem(
@@ -378,4 +397,11 @@ def parse_submit_objects(request: etree._Element) -> ParsedSubmission:
             f"DocumentEntry {missing[0]} is not a member of the submission set",
             missing[0],
         )
-    return ParsedSubmission(submission_set, entries, replacements)
+    signatures = {
+        eo_id: entry
+        for eo_id, entry in entries.items()
+        if entry.class_code.code == SIGNATURE_CLASS_CODE
+    }
+    for eo_id in signatures:
+        del entries[eo_id]
+    return ParsedSubmission(submission_set, entries, replacements, signatures, signs)

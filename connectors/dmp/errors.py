@@ -2,17 +2,26 @@
 
 DmpWireError (ConnectorError)       root
  ├── MalformedMessage               not a SOAP/MTOM/ebRIM message we can read
- └── MetadataProblem                readable, but the XDS metadata break a rule; carries
-                                    the IHE error code a registry answers with
+ ├── MetadataProblem                readable, but the XDS metadata break a rule; carries
+ │                                  the IHE error code a registry answers with
+ ├── SignatureProblem               a signature is missing, broken or not from a trusted CA
+ └── SigningMaterialError           the signing certificate or key cannot be used (configuration)
 
-Neither reaches the engine from the client: the client turns them into `OutcomeKind` values.
+Neither of the first two reaches the engine from the client: the client turns them into
+`OutcomeKind` values.
 """
 
 from __future__ import annotations
 
 from connectors.errors import ConnectorError
 
-__all__ = ["DmpWireError", "MalformedMessage", "MetadataProblem"]
+__all__ = [
+    "DmpWireError",
+    "MalformedMessage",
+    "MetadataProblem",
+    "SignatureProblem",
+    "SigningMaterialError",
+]
 
 
 class DmpWireError(ConnectorError):
@@ -31,3 +40,11 @@ class MetadataProblem(DmpWireError):
         self.code = code
         self.context = context
         self.location = location
+
+
+class SignatureProblem(DmpWireError):
+    """A signature (VIHF or submission set) is missing, does not verify, or is not trusted."""
+
+
+class SigningMaterialError(DmpWireError):
+    """The signing certificate or key cannot be read or do not go together."""

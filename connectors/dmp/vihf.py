@@ -1,8 +1,11 @@
 """The VIHF: the SAML 2.0 assertion that says who sends, for which patient, with which software.
 
-Built with the attributes `domain/dmp-feeding.md` §1 lists for the indirect (structure
-certificate) mode. The assertion is not signed in this project: no IGC-Santé key is available to
-tests, and the mock checks presence and consistency only (a labelled simplification).
+Shaped as ANS's example for an establishment authenticating indirectly (its server certificate,
+the processing automated): an Issuer holding the signing certificate's subject DN, a NameID for
+the person responsible for the processing, an AuthnStatement, the attributes of
+`domain/dmp-feeding.md` §1 and §7, the role and purpose of use as HL7v3 coded values. The
+signature (XML-DSig, RSA-SHA256) is added by `connectors.dmp.signing` when a certificate is
+configured; `read_vihf` is the reading side the mock uses.
 """
 
 from __future__ import annotations
@@ -11,52 +14,112 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from cda.metadata import Coded
 from connectors.dmp.errors import MalformedMessage
 from connectors.dmp.vocabulary import NS
 
-__all__ = ["RESOURCE_ID", "VihfIdentity", "build_assertion", "read_attributes"]
+__all__ = [
+    "FACILITY_TYPE_SCHEME",
+    "PURPOSE",
+    "PURPOSE_NORMAL",
+    "RESOURCE_ID",
+    "ROLE",
+    "ROLE_AUTOMATE",
+    "X509_SUBJECT_NAME",
+    "Vihf",
+    "VihfIdentity",
+    "build_assertion",
+    "read_attributes",
+    "read_vihf",
+]
 
 _SAML = f"{{{NS['saml']}}}"
+_HL7 = "urn:hl7-org:v3"
+_XSI = "http://www.w3.org/2001/XMLSchema-instance"
 RESOURCE_ID = "urn:oasis:names:tc:xacml:2.0:resource:resource-id"
 ROLE = "urn:oasis:names:tc:xacml:2.0:subject:role"
 PURPOSE = "urn:oasis:names:tc:xspa:1.0:subject:purposeofuse"
 SUBJECT_ID = "urn:oasis:names:tc:xspa:1.0:subject:subject-id"
+X509_SUBJECT_NAME = "urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName"
+AUTHN_UNSPECIFIED = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified"
+FACILITY_TYPE_SCHEME = "1.2.250.1.71.4.2.4"  # TRE_R02 SecteurActivite
+
+ROLE_AUTOMATE = Coded("AUTOMATE", "1.2.250.1.213.1.1.4.6", "AUTOMATE")
+PURPOSE_NORMAL = Coded("normal", "1.2.250.1.213.1.1.4.248", "Accès normal")
 
 
 @dataclass(frozen=True, slots=True)
 class VihfIdentity:
-    """Who the VIHF says is acting: the structure, the software, the automated role."""
+    """Who the VIHF says is acting: the structure, the person responsible, the software.
+
+    `author_person` is the sending system as an XCN (`cda.entry.system_xcn`), the author of
+    every submission set; `issuer` is the subject DN of the signing certificate (the signer
+    overrides it with the certificate's own).
+    """
 
     structure_id: str
     subject_id: str = "dmp-backfill"
-    role: str = "AUTOMATE"
-    sector: str = "SA01^1.2.250.1.71.4.2.4"
+    responsible: str = "dmp-backfill"
+    """NameID: the person responsible for the automated processing."""
+    role: str = ROLE_AUTOMATE.code
+    sector: str = f"SA01^{FACILITY_TYPE_SCHEME}"
     lps_name: str = "dmp-backfill"
     lps_version: str = "0.1.0"
     lps_id: str = "dmp-backfill"
     homologation_id: str = "NON-HOMOLOGUE"
+    author_person: str | None = None
+    issuer: str | None = None
+
+    @property
+    def issuer_dn(self) -> str:
+        """The Issuer when no certificate says otherwise: a DN naming the structure."""
+        return self.issuer or f"CN={self.lps_name},OU={self.structure_id},C=FR"
+
+
+def _coded_value(parent: etree._Element, tag: str, value: Coded, system_name: str) -> None:
+    etree.SubElement(
+        parent, f"{{{_HL7}}}{tag}", nsmap={None: _HL7, "xsi": _XSI},
+        attrib={"code": value.code, "codeSystem": value.scheme, "codeSystemName": system_name,
+                "displayName": value.display, f"{{{_XSI}}}type": "CE"},
+    )  # fmt: skip
 
 
 def build_assertion(
-    identity: VihfIdentity, patient_id: str, *, assertion_id: str, issued_at: str
+    identity: VihfIdentity,
+    patient_id: str,
+    *,
+    assertion_id: str,
+    issued_at: str,
+    issuer: str | None = None,
 ) -> etree._Element:
-    """The assertion for one call about one patient (`patient_id` in CX form)."""
+    """The assertion for one call about one patient (`patient_id` in CX form), unsigned.
+
+    Element order is SAML's: Issuer, (Signature), Subject, AuthnStatement, AttributeStatement.
+    """
     assertion = etree.Element(
         _SAML + "Assertion", nsmap={"saml": NS["saml"]},
         ID=assertion_id, IssueInstant=issued_at, Version="2.0",
     )  # fmt: skip
-    etree.SubElement(assertion, _SAML + "Issuer").text = identity.structure_id
+    issuer_el = etree.SubElement(assertion, _SAML + "Issuer", Format=X509_SUBJECT_NAME)
+    issuer_el.text = issuer or identity.issuer_dn
     subject = etree.SubElement(assertion, _SAML + "Subject")
-    etree.SubElement(subject, _SAML + "NameID").text = identity.subject_id
+    etree.SubElement(subject, _SAML + "NameID").text = identity.responsible
+    authn = etree.SubElement(assertion, _SAML + "AuthnStatement", AuthnInstant=issued_at)
+    context = etree.SubElement(authn, _SAML + "AuthnContext")
+    etree.SubElement(context, _SAML + "AuthnContextClassRef").text = AUTHN_UNSPECIFIED
     statement = etree.SubElement(assertion, _SAML + "AttributeStatement")
+
+    def attribute(name: str) -> etree._Element:
+        return etree.SubElement(
+            etree.SubElement(statement, _SAML + "Attribute", Name=name), _SAML + "AttributeValue"
+        )
+
     for name, value in (
         ("VIHF_Version", "3.0"),
         ("Authentification_Mode", "INDIRECTE"),
         ("Identifiant_Structure", identity.structure_id),
         ("Secteur_Activite", identity.sector),
         (SUBJECT_ID, identity.subject_id),
-        (ROLE, f"{identity.role}^1.2.250.1.213.1.1.4.6"),
-        (PURPOSE, "normal^1.2.250.1.213.1.1.4.248"),
         (RESOURCE_ID, patient_id),
         ("Ressource_URN", "urn:dmp"),
         ("LPS_Nom", identity.lps_name),
@@ -64,20 +127,64 @@ def build_assertion(
         ("LPS_ID", identity.lps_id),
         ("LPS_ID_HOMOLOGATION_DMP", identity.homologation_id),
     ):
-        attribute = etree.SubElement(statement, _SAML + "Attribute", Name=name)
-        etree.SubElement(attribute, _SAML + "AttributeValue").text = value
+        attribute(name).text = value
+    role = Coded(identity.role, ROLE_AUTOMATE.scheme, identity.role)
+    _coded_value(attribute(ROLE), "Role", role, "TRE_A00-ProducteurDocNonPS")
+    _coded_value(attribute(PURPOSE), "PurposeOfUse", PURPOSE_NORMAL, "mode acces VIHF 1.0")
     return assertion
 
 
-def read_attributes(security: etree._Element | None) -> dict[str, str]:
-    """The VIHF attributes found in a WS-Security header (name → first value)."""
+@dataclass(frozen=True)
+class Vihf:
+    """What a received VIHF says, as the mock reads it."""
+
+    assertion: etree._Element
+    issuer: str | None
+    issuer_format: str | None
+    name_id: str | None
+    has_authn_statement: bool
+    attributes: dict[str, str]
+    """Name → first value's text (coded values are in `coded`)."""
+    coded: dict[str, Coded]
+    """Name → the HL7v3 coded value of an attribute, when its value is one."""
+
+
+def read_vihf(security: etree._Element | None) -> Vihf:
+    """The VIHF found in a WS-Security header; MalformedMessage when there is none."""
     if security is None:
         raise MalformedMessage("no WS-Security header: the VIHF assertion is missing")
     assertion = security.find(_SAML + "Assertion")
     if assertion is None:
         raise MalformedMessage("the WS-Security header holds no SAML assertion (VIHF)")
-    found: dict[str, str] = {}
+    issuer = assertion.find(_SAML + "Issuer")
+    attributes: dict[str, str] = {}
+    coded: dict[str, Coded] = {}
     for attribute in assertion.iter(_SAML + "Attribute"):
+        name = attribute.get("Name", "")
         value = attribute.find(_SAML + "AttributeValue")
-        found.setdefault(attribute.get("Name", ""), (value.text or "") if value is not None else "")
-    return found
+        if value is None:
+            attributes.setdefault(name, "")
+            continue
+        attributes.setdefault(name, (value.text or "").strip())
+        if len(value) and name not in coded:
+            child = value[0]
+            coded[name] = Coded(
+                child.get("code", ""), child.get("codeSystem", ""), child.get("displayName", "")
+            )
+    return Vihf(
+        assertion=assertion,
+        issuer=(issuer.text or "").strip() if issuer is not None else None,
+        issuer_format=issuer.get("Format") if issuer is not None else None,
+        name_id=(assertion.findtext(f"{_SAML}Subject/{_SAML}NameID") or "").strip() or None,
+        has_authn_statement=assertion.find(
+            f"{_SAML}AuthnStatement/{_SAML}AuthnContext/{_SAML}AuthnContextClassRef"
+        )
+        is not None,
+        attributes=attributes,
+        coded=coded,
+    )
+
+
+def read_attributes(security: etree._Element | None) -> dict[str, str]:
+    """The VIHF attributes found in a WS-Security header (name → first value's text)."""
+    return read_vihf(security).attributes

@@ -39,6 +39,7 @@ class XDS:
     DE_AUTHOR = "urn:uuid:93606bcf-9494-43ec-9b4e-a7748d1a838d"
     DE_CLASS = "urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a"
     DE_CONFIDENTIALITY = "urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f"
+    DE_EVENT = "urn:uuid:2c6b8cb7-8b2a-4051-b291-b1ae6a575ef4"
     DE_FORMAT = "urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d"
     DE_FACILITY_TYPE = "urn:uuid:f33fb8ac-18af-42cc-ae0e-ed0b0bdb91e1"
     DE_PRACTICE_SETTING = "urn:uuid:cccf5598-8b07-4b77-a05e-ae952c785ead"
@@ -48,6 +49,7 @@ class XDS:
 
     HAS_MEMBER = "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember"
     RPLC = "urn:ihe:iti:2007:AssociationType:RPLC"
+    SIGNS = "urn:ihe:iti:2007:AssociationType:signs"
 
     OT_REGISTRY_PACKAGE = (
         "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:RegistryPackage"

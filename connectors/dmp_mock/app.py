@@ -14,6 +14,7 @@ import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +38,8 @@ from connectors.dmp_mock.request_log import RequestLog
 from connectors.dmp_mock.store import open_store
 
 __all__ = ["REGISTRY_PATH", "REPOSITORY_PATH", "MockConfig", "create_app"]
+
+_log = structlog.get_logger("connectors.dmp_mock")
 
 
 def peer_is_loopback(request: Request) -> bool:
@@ -176,7 +179,17 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         if injection.busy:
             registry.count("busy")
             return _soap(await run_in_threadpool(registry.busy_reply))
-        reply = await run_in_threadpool(registry.submit, request.headers.get("content-type"), body)
+        try:
+            reply = await run_in_threadpool(
+                registry.submit, request.headers.get("content-type"), body
+            )
+        except Exception as exc:
+            # Only the exception's type: its text may quote a stored value (a patient id).
+            registry.stats["fault:internal"] += 1
+            _log.error("mock_dmp_internal_error", error=type(exc).__name__, path=REPOSITORY_PATH)
+            return _fault(
+                500, f"XDSRegistryError: internal error of the registry ({type(exc).__name__})"
+            )
         if injection.stall_after_store and reply.outcome == "success":
             registry.count("stalled_after_store")
             # Stored, but the answer never comes in time: the client's ambiguous timeout.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Mapping
 
 from lxml import etree
@@ -20,6 +21,12 @@ from cda.untrusted_xml import UnsafeXml, parse_untrusted
 from cda.validate import xsd_errors
 from connectors.dmp.ebrim import ParsedSubmission
 from connectors.dmp.errors import MalformedMessage
+from connectors.dmp.request import (
+    SIGNATURE_CLASS,
+    SIGNATURE_EVENT,
+    SIGNATURE_FORMAT,
+    SIGNATURE_TYPE,
+)
 from connectors.dmp.response import RegistryError
 from connectors.dmp.vocabulary import NS
 
@@ -27,6 +34,33 @@ __all__ = ["check_submission", "document_payloads", "split_patient_id"]
 
 _XDS = f"{{{NS['xds']}}}"
 _XOP = f"{{{NS['xop']}}}"
+
+
+_METADATA = "XDSRegistryMetadataError"
+
+# XCN shapes the DMP's identifier scheme accepts (PS_IdNat under 1.2.250.1.71.4.2.1): a person
+# by RPPS ("8"), ADELI ("0") or staff number ("3" FINESS "/" id); the sending system, type RI.
+_FINESS = r"(?:[0-9]{2}|2A|2B)[0-9]{7}"
+_PS_ROOT = r"\^\^\^\^\^\^&1\.2\.250\.1\.71\.4\.2\.1&ISO"
+PERSON_XCN = re.compile(
+    rf"(?:8[0-9]{{11}}|0[0-9][0-9AB][0-9]{{7}})\^[^^]+\^[^^]*{_PS_ROOT}\^D\^\^\^IDNPS"
+    rf"|3{_FINESS}/[^^]+\^[^^]+\^[^^]*{_PS_ROOT}\^D\^\^\^EI"
+)
+SYSTEM_XCN = re.compile(rf"3{_FINESS}/[^^]+\^[^^]+\^[^^]+{_PS_ROOT}\^U\^\^\^RI")
+_PID = {
+    "PID-5": re.compile(r"[^^|]+\^[^^|]+\^[^|]*\^\^\^\^L"),
+    "PID-7": re.compile(r"[0-9]{8}"),
+    "PID-8": re.compile(r"[MFU]"),
+}
+# Which contentTypeCode a document's encounter type (CDA encompassingEncounter/code) allows.
+_CONTENT_TYPES = {c.code: c for c in codes.CONTENT_TYPES.values()}
+_INPATIENT_CONTENT = frozenset({codes.CONTENT_TYPES["full"].code, codes.CONTENT_TYPES["day"].code})
+_OTHER_CONTENT = frozenset({codes.CONTENT_TYPES["external"].code})
+_SIGNATURE_CODES = {
+    "classCode": SIGNATURE_CLASS,
+    "typeCode": SIGNATURE_TYPE,
+    "formatCode": SIGNATURE_FORMAT,
+}
 
 
 def split_patient_id(cx: str) -> tuple[str, str] | None:
@@ -83,8 +117,57 @@ _VISIBILITY = {
 }
 
 
-def _entry_codes(entry: DocumentEntry, location: str) -> list[RegistryError]:
+def _people(entry: DocumentEntry, location: str) -> list[RegistryError]:
+    """The author and legal authenticator in the DMP's identifier scheme; sourcePatientInfo."""
     errors: list[RegistryError] = []
+    for what, value in (
+        ("authorPerson", entry.author.person),
+        ("legalAuthenticator", entry.legal_authenticator),
+    ):
+        if value is None or not PERSON_XCN.fullmatch(value):
+            errors.append(
+                RegistryError(
+                    _METADATA,
+                    f"{what} is missing or not a professional in the DMP's identifier scheme "
+                    "(8+RPPS, 0+ADELI or 3+FINESS/staff number, under 1.2.250.1.71.4.2.1)",
+                    location,
+                )
+            )
+    fields = dict(v.split("|", 1) for v in entry.source_patient_info if "|" in v)
+    for pid, shape in _PID.items():
+        if not shape.fullmatch(fields.get(pid, "")):
+            errors.append(
+                RegistryError(_METADATA, f"sourcePatientInfo has no well-formed {pid}", location)
+            )
+    return errors
+
+
+def _signature_entry(entry: DocumentEntry, location: str) -> list[RegistryError]:
+    errors = [
+        RegistryError(_METADATA, f"the signature entry's {what} is not {expected.code}", location)
+        for what, expected, found in (
+            (what, expected, getattr(entry, name))
+            for (what, expected), name in zip(
+                _SIGNATURE_CODES.items(), ("class_code", "type_code", "format_code"), strict=True
+            )
+        )
+        if (found.code, found.scheme) != (expected.code, expected.scheme)
+    ]
+    if [(c.code, c.scheme) for c in entry.event_codes] != [
+        (SIGNATURE_EVENT.code, SIGNATURE_EVENT.scheme)
+    ]:
+        errors.append(
+            RegistryError(
+                _METADATA,
+                f"the signature entry's eventCode is not {SIGNATURE_EVENT.code}",
+                location,
+            )
+        )
+    return errors
+
+
+def _entry_codes(entry: DocumentEntry, location: str) -> list[RegistryError]:
+    errors: list[RegistryError] = _people(entry, location)
     kind = _KIND_TYPES.get(entry.type_code.code)
     if kind is None or entry.type_code.scheme != kind.type_code.scheme:
         errors.append(
@@ -145,21 +228,26 @@ def _entry_codes(entry: DocumentEntry, location: str) -> list[RegistryError]:
 _CDA = "{urn:hl7-org:v3}"
 
 
-def _cda_problems(data: bytes, patient_id: str, *, xsd: bool) -> list[tuple[str, str]]:
+def _cda_problems(
+    data: bytes, patient_id: str, *, xsd: bool
+) -> tuple[list[tuple[str, str]], str | None]:
     """(IHE code, text) of what is wrong with one CDA; the structure checks always run.
 
     Structure: well-formed, no DOCTYPE anywhere (on the parsed tree), a ClinicalDocument whose
     recordTarget carries the INS of the XDS patientId (the DMP refuses a document filed under
     another patient: XDSPatientIdDoesNotMatch). Then the XSD, unless the mock was told not to.
+    Second: the document's encounter type code (None when it names none).
     """
     try:
         root = parse_untrusted(data)
     except etree.XMLSyntaxError as exc:
-        return [("InvalidDocumentContent", f"not well-formed XML: {exc.msg}")]
+        return [("InvalidDocumentContent", f"not well-formed XML: {exc.msg}")], None
     except UnsafeXml as exc:
-        return [("InvalidDocumentContent", str(exc))]
+        return [("InvalidDocumentContent", str(exc))], None
     if root.tag != f"{_CDA}ClinicalDocument":
-        return [("InvalidDocumentContent", "the document is not a CDA ClinicalDocument")]
+        return [("InvalidDocumentContent", "the document is not a CDA ClinicalDocument")], None
+    code = root.find(f"{_CDA}componentOf/{_CDA}encompassingEncounter/{_CDA}code")
+    encounter = code.get("code") if code is not None else None
     ins = split_patient_id(patient_id)
     ids = {
         (el.get("extension"), el.get("root"))
@@ -171,8 +259,35 @@ def _cda_problems(data: bytes, patient_id: str, *, xsd: bool) -> list[tuple[str,
                 "XDSPatientIdDoesNotMatch",
                 "the CDA's recordTarget does not carry the INS of the DocumentEntry's patientId",
             )
-        ]
-    return [("InvalidDocumentContent", problem) for problem in xsd_errors(root)] if xsd else []
+        ], encounter
+    problems = [("InvalidDocumentContent", p) for p in xsd_errors(root)] if xsd else []
+    return problems, encounter
+
+
+def _submission_set(parsed: ParsedSubmission) -> list[RegistryError]:
+    """The set's author is the sending system; its contentTypeCode is a J59 code we know."""
+    ss = parsed.submission_set
+    errors = []
+    if ss.author.person is None or not SYSTEM_XCN.fullmatch(ss.author.person):
+        errors.append(
+            RegistryError(
+                _METADATA,
+                "the submission set's authorPerson is missing or not the sending system "
+                "(3<FINESS>/<id>^<software>^<model>^^^^^^&1.2.250.1.71.4.2.1&ISO^U^^^RI)",
+                "SubmissionSet",
+            )
+        )
+    known = _CONTENT_TYPES.get(ss.content_type.code)
+    if known is None or known.scheme != ss.content_type.scheme:
+        errors.append(
+            RegistryError(
+                _METADATA,
+                f"contentTypeCode {ss.content_type.code} ({ss.content_type.scheme}) is not a "
+                "JDV_J59 code of a hospital stay or visit",
+                "SubmissionSet",
+            )
+        )
+    return errors
 
 
 def check_submission(
@@ -180,13 +295,14 @@ def check_submission(
 ) -> list[RegistryError]:
     """Everything that can be decided from the message alone, in the order a registry reports."""
     errors: list[RegistryError] = []
-    for doc_id in sorted(set(payloads) - set(parsed.entries)):
+    described = set(parsed.entries) | set(parsed.signatures)
+    for doc_id in sorted(set(payloads) - described):
         errors.append(
             RegistryError(
                 "XDSMissingDocumentMetadata", f"document {doc_id} has no DocumentEntry", doc_id
             )
         )
-    for entry_id in parsed.entries:
+    for entry_id in sorted(described):
         if payloads.get(entry_id) is None:
             errors.append(
                 RegistryError(
@@ -206,7 +322,20 @@ def check_submission(
                 "SubmissionSet",
             )
         ]
+    errors += _submission_set(parsed)
+    encounters: set[str] = set()
     seen: set[str] = set()
+    for entry_id, entry in parsed.signatures.items():
+        errors += _signature_entry(entry, entry_id)
+        data = payloads[entry_id] or b""
+        if len(data) != entry.size or hashlib.sha1(data).hexdigest() != entry.hash:
+            errors.append(
+                RegistryError(
+                    "XDSRepositoryMetadataError",
+                    "hash/size of the signature document do not match its bytes",
+                    entry_id,
+                )
+            )
     for entry_id, entry in parsed.entries.items():
         if entry.patient_id != set_patient:
             errors.append(
@@ -236,10 +365,24 @@ def check_submission(
             )
             continue
         errors += _entry_codes(entry, entry_id)
-        problems = _cda_problems(data, entry.patient_id, xsd=check_cda)
+        problems, encounter = _cda_problems(data, entry.patient_id, xsd=check_cda)
+        encounters.add(encounter or "")
         if problems:
             code, text = problems[0]
             errors.append(
                 RegistryError(code, f"the CDA of {entry.unique_id} is refused: {text}", entry_id)
+            )
+    content = parsed.submission_set.content_type.code
+    if not errors and content in _CONTENT_TYPES:
+        # One kind of stay per set: inpatient documents travel under 03/04, the others under 07.
+        allowed = [_INPATIENT_CONTENT if e == "IMP" else _OTHER_CONTENT for e in encounters]
+        if any(content not in codes_ for codes_ in allowed):
+            errors.append(
+                RegistryError(
+                    _METADATA,
+                    f"contentTypeCode {content} does not fit the encounter types of the set's "
+                    f"documents ({', '.join(sorted(e or 'none' for e in encounters))})",
+                    "SubmissionSet",
+                )
             )
     return errors

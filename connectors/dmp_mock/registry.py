@@ -42,6 +42,10 @@ _KNOWN_DOCUMENT = sa.select(documents.c.hash, documents.c.entry_uuid, documents.
     documents.c.unique_id == sa.bindparam("uid")
 )
 
+_ENTRY_UUID_TAKEN = sa.select(documents.c.unique_id).where(
+    documents.c.entry_uuid == sa.bindparam("entry_uuid")
+)
+
 PATIENT_STATES = ("ACTIVE", "NO_DMP", "CLOSED", "DECEASED")
 APPROVED, DEPRECATED = "Approved", "Deprecated"
 SOAP_CONTENT_TYPE = f'application/soap+xml; charset=UTF-8; action="{ACTION_RESPONSE}"'
@@ -285,6 +289,7 @@ class Registry:
         self, conn: Connection, parsed: ParsedSubmission, payloads: dict[str, bytes | None]
     ) -> int:
         ss = parsed.submission_set
+        assigned = self._entry_uuids(conn, parsed)
         conn.execute(
             submissions.insert(),
             {
@@ -309,7 +314,7 @@ class Registry:
                 documents.insert(),
                 {
                     "unique_id": entry.unique_id,
-                    "entry_uuid": entry_id,
+                    "entry_uuid": assigned[entry_id],
                     "patient_id": entry.patient_id,
                     "hash": entry.hash,
                     "size": entry.size,
@@ -323,6 +328,24 @@ class Registry:
                 },
             )
         return len(parsed.entries)
+
+    @staticmethod
+    def _entry_uuids(conn: Connection, parsed: ParsedSubmission) -> dict[str, str]:
+        """The entryUUID the registry gives each entry of the set.
+
+        A symbolic id (`Document01`) only names the object inside its own message (ITI TF-3
+        4.2.1.5), so the registry assigns a fresh UUID; a `urn:uuid:` id is kept unless another
+        stored entry already holds it, in which case the registry assigns a fresh one too.
+        """
+        assigned: dict[str, str] = {}
+        for entry_id in parsed.entries:
+            if entry_id.startswith("urn:uuid:") and not conn.scalar(
+                _ENTRY_UUID_TAKEN, {"entry_uuid": entry_id}
+            ):
+                assigned[entry_id] = entry_id
+            else:
+                assigned[entry_id] = f"urn:uuid:{uuid.uuid4()}"
+        return assigned
 
     def busy_reply(self) -> Reply:
         """An injected XDSRegistryBusy: the message is not read, nothing is stored."""
@@ -358,11 +381,12 @@ class Registry:
     def list_documents(self) -> list[dict[str, object]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(documents.c.unique_id, documents.c.patient_id, documents.c.hash, documents.c.size,
-                          documents.c.status, documents.c.submissions).order_by(documents.c.unique_id)
+                sa.select(documents.c.unique_id, documents.c.entry_uuid, documents.c.patient_id,
+                          documents.c.hash, documents.c.size, documents.c.status,
+                          documents.c.submissions).order_by(documents.c.unique_id)
             )  # fmt: skip
             return [
-                {"unique_id": r.unique_id, "patient_id": r.patient_id, "hash": r.hash, "size": r.size,
+                {"unique_id": r.unique_id, "entry_uuid": r.entry_uuid, "patient_id": r.patient_id, "hash": r.hash, "size": r.size,
                  "status": r.status, "submissions": r.submissions}
                 for r in rows
             ]  # fmt: skip

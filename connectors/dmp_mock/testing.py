@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from cda import codes
 from cda.build import BuiltDocument, build_document
-from cda.entry import xon
+from cda.entry import system_xcn, xon
 from cda.examples import ESTABLISHMENT, example_documents
-from cda.metadata import SubmissionSet
+from cda.metadata import Coded, SubmissionSet
 from connectors.dmp.request import build_request, new_submission_set
-from connectors.dmp.vihf import VihfIdentity
+from connectors.dmp.signing import Signer
+from connectors.dmp.vihf import FACILITY_TYPE_SCHEME, VihfIdentity
 
 __all__ = [
     "IDENTITY",
@@ -27,7 +29,11 @@ __all__ = [
     "with_entry",
 ]
 
-IDENTITY = VihfIdentity(structure_id="1" + ESTABLISHMENT.finess_geo)
+IDENTITY = VihfIdentity(
+    structure_id="1" + ESTABLISHMENT.finess_geo,
+    sector=f"{ESTABLISHMENT.facility_type_code}^{FACILITY_TYPE_SCHEME}",
+    author_person=system_xcn(ESTABLISHMENT.finess_geo, "DMP-BACKFILL", "dmp-backfill", "backfill"),
+)
 SOURCE_ID = ESTABLISHMENT.source_oid
 INSTITUTION_XON = xon(ESTABLISHMENT)
 
@@ -46,9 +52,14 @@ def built_examples(pdf_size: int = 0, *, patient: str | None = None) -> list[Bui
     return out
 
 
-def submission_set_for(patient_id: str, *, unique_id: str | None = None) -> SubmissionSet:
+def submission_set_for(
+    patient_id: str, *, unique_id: str | None = None, content_type: Coded | None = None
+) -> SubmissionSet:
     submission = new_submission_set(
-        patient_id, source_id=SOURCE_ID, institution_xon=INSTITUTION_XON
+        patient_id,
+        source_id=SOURCE_ID,
+        institution_xon=INSTITUTION_XON,
+        content_type=content_type or codes.CONTENT_TYPES["full"],
     )
     return dataclasses.replace(submission, unique_id=unique_id) if unique_id else submission
 
@@ -60,6 +71,8 @@ def request_for(
     identity: VihfIdentity = IDENTITY,
     submission_unique_id: str | None = None,
     xml_override: dict[str, bytes] | None = None,
+    signer: Signer | None = None,
+    symbolic_ids: bool = False,
 ) -> tuple[str, bytes]:
     """(Content-Type, body) of one submission of `documents` (all of one patient).
 
@@ -69,10 +82,14 @@ def request_for(
     patient_id = documents[0].entry.patient_id
     pairs = [(d.entry, (xml_override or {}).get(d.unique_id, d.xml)) for d in documents]
     return build_request(
-        submission_set_for(patient_id, unique_id=submission_unique_id),
+        submission_set_for(
+            patient_id, unique_id=submission_unique_id, content_type=documents[0].content_type
+        ),
         pairs,
         identity,
         use_mtom=use_mtom,
+        signer=signer,
+        symbolic_ids=symbolic_ids,
     )
 
 

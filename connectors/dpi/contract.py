@@ -102,6 +102,7 @@ dpi_author = Table(
     Column("family_name", String(200), nullable=False),
     Column("given_name", String(200), nullable=False),
     Column("specialty_code", String(64)),
+    Column("staff_number", String(64)),
 )
 
 dpi_stay = Table(
@@ -143,6 +144,8 @@ dpi_document = Table(
     Column("sent_live_at", DateTime),
     Column("dmp_unique_id", String(128)),
     Column("withheld", Boolean),
+    Column("author_function", String(16)),
+    Column("operated_at", DateTime),
     Index("ix_dpi_document_ipp", "ipp"),
     Index("ix_dpi_document_set", "set_id", "version"),
 )
@@ -150,7 +153,8 @@ dpi_document = Table(
 # Columns a DPI view may lack (added to the contract later); absent means NULL for every row.
 OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "dpi_stay": ("hospitalisation",),
-    "dpi_document": ("withheld",),
+    "dpi_document": ("withheld", "author_function", "operated_at"),
+    "dpi_author": ("staff_number",),
 }
 
 

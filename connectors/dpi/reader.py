@@ -52,7 +52,7 @@ def read_content(content: bytes | None, uri: str | None, content_root: Path | No
         ) from None
 
 
-def _author(row: sa.Row, prefix: str) -> Author | None:
+def _author(row: sa.Row, prefix: str, function_code: str | None = None) -> Author | None:
     if getattr(row, f"{prefix}author_id") is None:
         return None
     return Author(
@@ -61,6 +61,9 @@ def _author(row: sa.Row, prefix: str) -> Author | None:
         given_name=getattr(row, f"{prefix}given_name"),
         specialty_code=getattr(row, f"{prefix}specialty_code"),
         author_id=getattr(row, f"{prefix}author_id"),
+        adeli=getattr(row, f"{prefix}adeli"),
+        staff_number=getattr(row, f"{prefix}staff_number", None),  # optional contract column
+        function_code=(function_code or "").strip() or None,
     )
 
 
@@ -70,8 +73,8 @@ def _query(present: frozenset[str]) -> sa.Select:  # type: ignore[type-arg]
         sa.select(
             *table_columns(dpi_document, present),
             *(c.label(f"p_{c.name}") for c in dpi_patient.c),
-            *(c.label(f"a_{c.name}") for c in dpi_author.c),
-            *(c.label(f"l_{c.name}") for c in _legal.c),
+            *(c.label(f"a_{c.name}") for c in table_columns(dpi_author, present)),
+            *(_legal.c[c.name].label(f"l_{c.name}") for c in table_columns(dpi_author, present)),
             *(c.label(f"s_{c.name}") for c in table_columns(dpi_stay, present)),
             *(c.label(f"u_{c.name}") for c in dpi_unit.c),
         )
@@ -114,7 +117,7 @@ def _to_inputs(
         identity_doubtful=bool(row.p_identity_doubtful),
         identity_fictitious=bool(row.p_identity_fictitious),
     )
-    author = _author(row, "a_")
+    author = _author(row, "a_", getattr(row, "author_function", None))
     if author is None:
         raise InvalidDocumentData(
             f"document {row.document_id} names no known author", reason="author_unknown"
@@ -153,6 +156,7 @@ def _to_inputs(
         invisible_patient=bool(row.invisible_patient),
         invisible_legal_rep=bool(row.invisible_legal_rep),
         replaces=replaces,
+        operated_at=getattr(row, "operated_at", None),  # optional contract column
     )
     return document, patient
 

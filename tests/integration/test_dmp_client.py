@@ -35,7 +35,11 @@ def client(mock):
 
 
 def send(client: DmpClient, documents=DOCUMENTS):
-    return client.submit(documents[0].entry.patient_id, [(d.entry, d.xml) for d in documents])
+    return client.submit(
+        documents[0].entry.patient_id,
+        [(d.entry, d.xml) for d in documents],
+        content_type=documents[0].content_type,
+    )
 
 
 def stored(mock) -> dict[str, str]:

@@ -57,11 +57,22 @@ def _blank(value: str | None) -> bool:
 
 
 def _author_ok(author: dict[str, Any] | None) -> bool:
-    if author is None:
+    """Identifiable by the DMP (RPPS, else ADELI, else a staff number) and named."""
+    if author is None or _blank(author["family_name"]):
         return False
-    rpps = (author["rpps"] or "").strip(" \t\r\n\v\f\u00a0")
+    blanks = " \t\r\n\v\f\u00a0"
+    rpps = (author["rpps"] or "").strip(blanks)
+    adeli = (author["adeli"] or "").strip(blanks)
+    digits = set("0123456789")
     return (
-        len(rpps) == 11 and rpps.isascii() and rpps.isdigit() and not _blank(author["family_name"])
+        (len(rpps) == 11 and set(rpps) <= digits)
+        or (
+            len(adeli) == 9
+            and adeli[0] in digits
+            and adeli[1] in digits | {"A", "B"}
+            and set(adeli[2:]) <= digits
+        )
+        or not _blank(author.get("staff_number"))
     )
 
 
@@ -373,14 +384,20 @@ def worlds(draw: st.DrawFn, files: dict[str, str]) -> World:
             "family_name": "DOC",
             "given_name": "T",
             "specialty_code": None,
+            "staff_number": None,
         },
         "A2": {
             "author_id": "A2",
             "rpps": draw(st.sampled_from([None, "123", "1000000001 ", "1000000000x"])),
-            "adeli": None,
+            "adeli": draw(
+                st.sampled_from(
+                    [None, "", "759912345", "2A9912345", " 2B991234", "2C9912345", "75991234"]
+                )
+            ),
             "family_name": "DOC",
             "given_name": "T",
             "specialty_code": None,
+            "staff_number": draw(st.sampled_from([None, "", " \t", "M00017"])),
         },
         "A3": {
             "author_id": "A3",
@@ -389,6 +406,7 @@ def worlds(draw: st.DrawFn, files: dict[str, str]) -> World:
             "family_name": draw(st.sampled_from(["", " ", "\t", "X"])),
             "given_name": "T",
             "specialty_code": None,
+            "staff_number": None,
         },
     }
     # Birth dates: an adult, or a minor around the 18th birthday (the day before, of, after).

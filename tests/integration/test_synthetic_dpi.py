@@ -131,7 +131,7 @@ def test_every_defect_is_where_the_side_table_says(engine, tmp_path: Path) -> No
             case "pdf_truncated":
                 assert b"%%EOF" not in content[-1024:]
             case "author_without_rpps":
-                assert document["author_id"] == "AUT-ADELI"
+                assert document["author_id"] == "AUT-ANON"
             case "date_in_future":
                 assert document["created_at"] > dt.datetime.combine(AS_OF, dt.time())
             case "visibility_conflict":

@@ -57,12 +57,49 @@ def test_confidentiality_codes_are_those_of_j08(specs) -> None:
         _assert_in("JDV_J08", value)
 
 
-def test_author_specialty_comes_from_j01_and_unknown_codes_are_left_out(specs) -> None:
+def test_author_specialty_comes_from_j01_and_an_unknown_code_is_refused(specs) -> None:
     specialty = codes.author_specialty("G15_10/SM26")
     assert specialty is not None
     assert specialty.scheme == "1.2.250.1.213.1.1.4.5"
-    assert codes.author_specialty("G15_10/NOPE") is None
     assert codes.author_specialty(None) is None
+    with pytest.raises(InvalidDocumentData, match=r"'G15_10/NOPE' is not in JDV_J01"):
+        codes.author_specialty("G15_10/NOPE")
+
+
+def test_author_specialty_without_its_value_set_is_an_error_not_a_silent_drop(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("BACKFILL_SHARED_DIR", str(tmp_path))  # a folder without the specs
+    with pytest.raises(FileNotFoundError):
+        codes.author_specialty("G15_10/SM04")
+
+
+def test_author_function_comes_from_j47(specs) -> None:
+    function = codes.author_function("ATTPHYS")
+    assert function is not None
+    _assert_in("JDV_J47", function)
+    assert codes.author_function(None) is None
+    with pytest.raises(InvalidDocumentData, match="JDV_J47"):
+        codes.author_function("BOSS")
+
+
+@pytest.mark.parametrize(
+    ("encounter", "partial", "code"),
+    [("IMP", False, "03"), ("IMP", True, "04"), ("EXTERNE", False, "07"), ("EMER", False, "07"),
+     ("AMB", False, "07"), (None, False, "07")],
+)  # fmt: skip
+def test_content_type_follows_the_encounter(encounter, partial, code) -> None:
+    found = codes.content_type(encounter, partial=partial)
+    assert (found.code, found.scheme) == (code, "1.2.250.1.213.2.2")
+
+
+def test_content_type_display_names_are_tre_r209s() -> None:
+    # As ANS's JDV_J03/J59 spell them (TRE_R209 TypeActivite).
+    assert {c.code: c.display for c in codes.CONTENT_TYPES.values()} == {
+        "03": "Hospitalisation complète (non compris hospitalisation de semaine)",
+        "04": "Hospitalisation de jour",
+        "07": "Consultations soins externes",
+    }
 
 
 @pytest.mark.parametrize("kind", ["CR_BIO", "CR_IMG", "ORDO", "OTHER", ""])

@@ -39,6 +39,7 @@ class AuthorRow:
     family_name: str
     given_name: str
     specialty_code: str | None
+    staff_number: str | None = None
 
 
 # code, name, practice setting (JDV_J04), year computerised (None: always trusted), encounter types
@@ -87,20 +88,34 @@ def _rpps(rng: random.Random) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-# A professional known only by an ADELI number: documents signed by them cannot name an RPPS.
-AUTHOR_WITHOUT_RPPS = AuthorRow("AUT-ADELI", None, "759912345", "SAGEFEMME-TEST", "Lucie", None)
+# A professional the DMP cannot identify (no RPPS, no ADELI, no staff number): documents signed
+# by them are not sent (author_unknown).
+AUTHOR_WITHOUT_RPPS = AuthorRow("AUT-ANON", None, None, "SAGEFEMME-TEST", "Lucie", None)
+
+
+def _adeli(rng: random.Random) -> str:
+    return "75" + "".join(str(rng.randrange(10)) for _ in range(7))
 
 
 def make_authors(seed: int) -> list[AuthorRow]:
+    """The DPI's professionals: most by RPPS, some only by ADELI, a few only by staff number."""
     rng = random.Random(f"{seed}/authors")
-    return [AUTHOR_WITHOUT_RPPS] + [
-        AuthorRow(
-            author_id=f"AUT{i:04d}",
-            rpps=_rpps(rng),
-            adeli=None,
-            family_name=f"{rng.choice(_AUTHOR_FAMILY)}-{i}",
-            given_name=rng.choice(_AUTHOR_GIVEN),
-            specialty_code=rng.choice(SPECIALTIES),
+    authors = [AUTHOR_WITHOUT_RPPS]
+    for i in range(1, AUTHORS_PER_DPI + 1):
+        rpps, adeli, staff = _rpps(rng), None, None
+        if i % 20 == 7:  # a professional known by ADELI only (e.g. a midwife)
+            rpps, adeli = None, _adeli(random.Random(f"{seed}/adeli/{i}"))
+        elif i % 20 == 17:  # a junior doctor known only by the establishment's staff number
+            rpps, staff = None, f"M{i:05d}"
+        authors.append(
+            AuthorRow(
+                author_id=f"AUT{i:04d}",
+                rpps=rpps,
+                adeli=adeli,
+                family_name=f"{rng.choice(_AUTHOR_FAMILY)}-{i}",
+                given_name=rng.choice(_AUTHOR_GIVEN),
+                specialty_code=rng.choice(SPECIALTIES),
+                staff_number=staff,
+            )
         )
-        for i in range(1, AUTHORS_PER_DPI + 1)
-    ]
+    return authors
