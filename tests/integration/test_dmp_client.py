@@ -224,9 +224,20 @@ def test_the_async_client_sends_many_sets_over_one_pool(mock) -> None:
         http = httpx.AsyncClient(timeout=30)
         async with AsyncDmpClient(mock.services_url, http=http, **client_options()) as dmp:  # type: ignore[arg-type]
             first = await asyncio.gather(
-                *(dmp.submit(g[0].entry.patient_id, [(d.entry, d.xml) for d in g]) for g in groups)
+                *(
+                    dmp.submit(
+                        g[0].entry.patient_id,
+                        [(d.entry, d.xml) for d in g],
+                        content_type=g[0].content_type,
+                    )
+                    for g in groups
+                )
             )
-            again = await dmp.submit(plain[0].entry.patient_id, [(d.entry, d.xml) for d in plain])
+            again = await dmp.submit(
+                plain[0].entry.patient_id,
+                [(d.entry, d.xml) for d in plain],
+                content_type=plain[0].content_type,
+            )
         assert http.is_closed
         return [*first, again]
 
@@ -257,7 +268,10 @@ def test_the_async_client_from_settings(mock, tmp_path, monkeypatch) -> None:
         async with async_dmp_client(settings) as dmp:
             assert dmp.repository_url == mock.services_url + "/repository"
             return await asyncio.gather(
-                *(dmp.submit(d.entry.patient_id, [(d.entry, d.xml)]) for d in DOCUMENTS)
+                *(
+                    dmp.submit(d.entry.patient_id, [(d.entry, d.xml)], content_type=d.content_type)
+                    for d in DOCUMENTS
+                )
             )
 
     results = asyncio.run(run())
