@@ -382,10 +382,15 @@ class _PatientSender:
         ]
         ready = [r for r in [await self._target(r) for r in ready] if r is not None]
         dmp = ctx.settings.dmp
-        for part in split_sets(
-            ready, max_documents=dmp.max_documents_per_set, max_bytes=dmp.max_bytes_per_set
-        ):
-            await self._settle(part)
+        # A submission set has one contentTypeCode (the kind of stay): never mix kinds in a set.
+        by_content: dict[object, list[_Ready]] = {}
+        for r in ready:
+            by_content.setdefault(r.built.content_type, []).append(r)
+        for group in by_content.values():
+            for part in split_sets(
+                group, max_documents=dmp.max_documents_per_set, max_bytes=dmp.max_bytes_per_set
+            ):
+                await self._settle(part)
 
     # -- before sending -------------------------------------------------------------------------
 
@@ -526,7 +531,12 @@ class _PatientSender:
                     ctx.summary.posts += 1
                     if attempt.retry_state.attempt_number > 1:
                         ctx.summary.retries += 1
-                    result = await ctx.client.submit(patient_id, documents, before_post=begin)
+                    result = await ctx.client.submit(
+                        patient_id,
+                        documents,
+                        before_post=begin,
+                        content_type=part[0].built.content_type,
+                    )
                     signal_ = _signal_of(result)
                     slot.report(signal_, result.retry_after)
                     if signal_ is Signal.PUSHBACK:

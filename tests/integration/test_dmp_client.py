@@ -288,6 +288,7 @@ def test_before_post_runs_with_the_attempts_set_id_before_anything_is_stored(moc
             return await dmp.submit(
                 DOCUMENTS[0].entry.patient_id, [(d.entry, d.xml) for d in DOCUMENTS],
                 before_post=lambda set_id: seen.append((set_id, stored(mock))),
+                content_type=DOCUMENTS[0].content_type,
             )  # fmt: skip
 
     result = asyncio.run(run())
