@@ -185,7 +185,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             )
         except Exception as exc:
             # Only the exception's type: its text may quote a stored value (a patient id).
-            registry.stats["fault:internal"] += 1
+            registry.count("fault:internal")
             _log.error("mock_dmp_internal_error", error=type(exc).__name__, path=REPOSITORY_PATH)
             return _fault(
                 500, f"XDSRegistryError: internal error of the registry ({type(exc).__name__})"
