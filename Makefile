@@ -10,18 +10,31 @@ export BACKFILL_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
 
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test lint unit bench clean install install-dev docs
+.PHONY: demo test lint unit bench clean install install-dev constraints docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime: $(BIN)/python pyproject.toml
-	$(PIP) install -e .
+# Installs are pinned by constraints.txt (the versions the tests last ran with), so a fresh clone
+# gets those; pyproject.toml keeps the floors. After adding or upgrading a dependency in
+# pyproject.toml: `make constraints` (installs what is new without the pins, then freezes the
+# venv; `make constraints UPGRADE=--upgrade` moves every package to its newest version first).
+CONSTRAINTS := -c constraints.txt
+
+$(VENV)/.runtime: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install $(CONSTRAINTS) -e .
 	touch $@
 
-$(VENV)/.dev: $(BIN)/python pyproject.toml
-	$(PIP) install -e '.[dev]'
+$(VENV)/.dev: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install $(CONSTRAINTS) -e '.[dev]'
 	touch $@ $(VENV)/.runtime
+
+UPGRADE ?=
+constraints: $(BIN)/python
+	$(PIP) install $(UPGRADE) -e '.[dev]'
+	{ echo "# The versions the tests ran with; regenerate with make constraints (see Makefile)."; \
+	  $(BIN)/python -m pip freeze --exclude-editable; } > constraints.txt
+	touch $(VENV)/.dev $(VENV)/.runtime
 
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev

@@ -47,7 +47,7 @@ _AUTH_REFUSED = re.compile(
 def _secrets(url: str) -> list[str]:
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         return []
     found = [parsed.password] if parsed.password else []
     for key, value in parsed.query.items():
@@ -60,7 +60,7 @@ def describe_url(url: str) -> str:
     """The URL as it may appear in a message or a log: no password, in the user part or the query."""
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         return "<unparseable URL>"
     hidden = {key: "HIDDEN" for key in parsed.query if key.lower() in _SECRET_KEYS}
     if hidden:
@@ -111,6 +111,11 @@ def open_engine(
         parsed = make_url(url)
     except sa.exc.ArgumentError:
         parsed = None
+    except ValueError:  # SQLAlchemy's int() of the port
+        raise ConfigError(
+            f"the {role} URL is not usable: its port must be a number (e.g. "
+            "postgresql+psycopg://user@host:5432/dbname)"
+        ) from None
     if (
         must_exist
         and parsed is not None
