@@ -43,6 +43,45 @@ class TestPki:
     intruder_cert: Path
     """Certified by the rogue CA: the mock refuses it."""
     intruder_key: Path
+    signing_cert: Path
+    """The establishment's "ORG SIGN" certificate: subject O=<name>, OU=<structure id>."""
+    signing_key: Path
+
+
+def _signing_cert(
+    structure_id: str, organisation: str, key: rsa.RSAPrivateKey, ca_key: rsa.RSAPrivateKey
+) -> x509.Certificate:
+    # What a signature verifier demands of a signer: key usage, and the CA's key identifier.
+    now = dt.datetime.now(dt.UTC)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, structure_id),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"ORG SIGN {structure_id}"),
+        ]
+    )
+    usage = x509.KeyUsage(
+        digital_signature=True, content_commitment=True, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+        encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
 
 
 def _key() -> rsa.RSAPrivateKey:
@@ -69,6 +108,16 @@ def _cert(
         .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
+    if ca:
+        # Signature verifiers (signxml through cryptography) require a CA's key usage.
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)  # fmt: skip
     if server:
         builder = builder.add_extension(
             x509.SubjectAlternativeName(
@@ -95,9 +144,12 @@ def _write(folder: Path, name: str, cert: x509.Certificate, key: rsa.RSAPrivateK
     return cert_path
 
 
-def make_test_pki(folder: Path) -> TestPki:
+def make_test_pki(
+    folder: Path, *, structure_id: str = "1999999990", organisation: str = "CH Fictif de Test"
+) -> TestPki:
     """Write a fresh test PKI into `folder` (created if missing) and return its paths."""
     folder.mkdir(parents=True, exist_ok=True)
+    signing_key = _key()
     ca_key, rogue_key, server_key, client_key, intruder_key = (_key() for _ in range(5))
     ca = _write(folder, "ca", _cert(CA_NAME, ca_key, CA_NAME, ca_key, ca=True), None)
     rogue = _write(
@@ -119,4 +171,11 @@ def make_test_pki(folder: Path) -> TestPki:
         client_key=client.with_suffix(".key"),
         intruder_cert=intruder,
         intruder_key=intruder.with_suffix(".key"),
+        signing_cert=_write(
+            folder,
+            "sign",
+            _signing_cert(structure_id, organisation, signing_key, ca_key),
+            signing_key,
+        ),
+        signing_key=folder / "sign.key",
     )
