@@ -20,6 +20,8 @@ from backfill.errors import ConfigError
 from backfill.key_files import warn_if_exposed
 from cda.entry import xon
 from connectors.dmp.client import AsyncDmpClient, DmpClient
+from connectors.dmp.errors import SigningMaterialError
+from connectors.dmp.signing import Signer
 
 __all__ = ["async_dmp_client", "dmp_client", "http_options"]
 
@@ -82,9 +84,15 @@ def _client_options(settings: Settings, url: str | None) -> dict[str, object]:
     if services_url is None:
         settings.require("dmp.url")
     establishment = settings.establishment.as_cda()
+    files = settings.dmp.signing_files()
+    try:
+        signer = Signer.from_files(*files) if files is not None else None
+    except SigningMaterialError as exc:
+        raise ConfigError(f"[dmp] signing files: {exc}") from None
     return {
         "services_url": services_url,
         "identity": settings.vihf_identity(),
+        "signer": signer,
         "source_id": establishment.source_oid,
         "institution_xon": xon(establishment),
     }

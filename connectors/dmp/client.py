@@ -65,6 +65,7 @@ from connectors.dmp.query import (
 from connectors.dmp.query import find_documents as find_documents_query
 from connectors.dmp.request import CONTENT_TYPE_HOSPITALISATION, build_request, new_submission_set
 from connectors.dmp.response import RegistryError, read_response
+from connectors.dmp.signing import Signer
 from connectors.dmp.soap import Fault, parse_xml, read_envelope, read_fault
 from connectors.dmp.vihf import VihfIdentity
 from connectors.dmp.vocabulary import NS, XDS
@@ -584,6 +585,7 @@ class _Core:
         source_id: str,
         institution_xon: str,
         use_mtom: bool = True,
+        signer: Signer | None = None,
     ) -> None:
         if (problem := services_url_problem(services_url)) is not None:
             raise ValueError(f"DMP services URL {services_url!r} {problem}")
@@ -594,6 +596,7 @@ class _Core:
         self.source_id = source_id
         self.institution_xon = institution_xon
         self.use_mtom = use_mtom
+        self.signer = signer  # signs the VIHF and each set when the establishment has a certificate
 
     def _prepare(
         self,
@@ -618,6 +621,7 @@ class _Core:
             self.identity,
             to=self.repository_url,
             use_mtom=self.use_mtom,
+            signer=self.signer,
         )
         entries = tuple(entry for entry, _ in documents)
         sent = _Sent(
@@ -688,6 +692,7 @@ class DmpClient(_Core):
         institution_xon: str,
         http: httpx.Client | None = None,
         use_mtom: bool = True,
+        signer: Signer | None = None,
     ) -> None:
         super().__init__(
             services_url,
@@ -695,6 +700,7 @@ class DmpClient(_Core):
             source_id=source_id,
             institution_xon=institution_xon,
             use_mtom=use_mtom,
+            signer=signer,
         )
         self.http = http or httpx.Client(timeout=httpx.Timeout(10, read=60))
 
@@ -760,6 +766,7 @@ class AsyncDmpClient(_Core):
         institution_xon: str,
         http: httpx.AsyncClient | None = None,
         use_mtom: bool = True,
+        signer: Signer | None = None,
     ) -> None:
         super().__init__(
             services_url,
@@ -767,6 +774,7 @@ class AsyncDmpClient(_Core):
             source_id=source_id,
             institution_xon=institution_xon,
             use_mtom=use_mtom,
+            signer=signer,
         )
         self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10, read=60))
 

@@ -177,3 +177,24 @@ def test_an_unexpected_error_answers_a_soap_fault_and_the_mock_keeps_serving(
     assert "injected" not in answer.text
     assert client.get("/_mock/stats").json()["fault:internal"] == 1
     assert post(client, url, CAMILLE[:1]).outcome.success  # still serving, nothing half-stored
+
+
+def test_a_client_with_a_signer_sends_a_signed_set_the_mock_accepts(mock, client, tmp_path) -> None:
+    from connectors.dmp.client import DmpClient, OutcomeKind
+    from connectors.dmp.signing import Signer
+    from connectors.dmp_mock.pki import make_test_pki
+    from connectors.dmp_mock.testing import client_options
+
+    pki = make_test_pki(tmp_path)
+    signer = Signer.from_files(pki.signing_cert, pki.signing_key)
+    with DmpClient(mock.services_url, signer=signer, **client_options()) as dmp:  # type: ignore[arg-type]
+        result = dmp.submit(
+            CAMILLE[0].entry.patient_id,
+            [(d.entry, d.xml) for d in CAMILLE],
+            content_type=CAMILLE[0].content_type,
+        )
+    assert result.kind is OutcomeKind.DONE
+    # The signature entry is not one of the documents.
+    assert {d["unique_id"] for d in client.get("/_mock/documents").json()} == {
+        d.unique_id for d in CAMILLE
+    }
