@@ -35,7 +35,7 @@ def _parts_under_root(uri: str, content_root: Path | None) -> list[str]:
     if content_root is None:
         raise ContentRefused(
             "file: content is read only from a declared share: set dpi.content_root "
-            "(BACKFILL_DPI__CONTENT_ROOT) to the folder holding the DPI's files"
+            "(BACKFILL_DPI_CONTENT_ROOT) to the folder holding the DPI's files"
         )
     parts = urlsplit(uri.strip())
     if parts.scheme.lower() != "file" or parts.netloc.lower() not in ("", "localhost"):
