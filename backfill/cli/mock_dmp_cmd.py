@@ -72,6 +72,13 @@ def mock_dmp(
             help="Serve /_mock/* to loopback peers (default: on when --host is a loopback address).",
         ),
     ] = None,
+    trust_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust-ca",
+            help="CA that the VIHF and submission-set signatures must chain to (then required).",
+        ),
+    ] = None,
     max_body_mb: Annotated[
         int, typer.Option("--max-body-mb", min=1, help="Largest request accepted.")
     ] = 64,
@@ -96,7 +103,7 @@ def mock_dmp(
         raise ConfigError("--tls-cert and --tls-key go together")
     if client_ca is not None and tls_cert is None:
         raise ConfigError("--client-ca (mutual TLS) needs --tls-cert and --tls-key")
-    for path in (tls_cert, tls_key, client_ca):
+    for path in (tls_cert, tls_key, client_ca, trust_ca):
         if path is not None and not path.is_file():
             raise ConfigError(f"{path}: file not found")
     tls = TlsFiles(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
@@ -107,7 +114,7 @@ def mock_dmp(
     require_driver(db, "mock store")
     config = MockConfig(
         db_url=db, rate=rate, unknown_patients=unknown_patients.value.upper(), control=control,
-        max_body_bytes=max_body_mb * 1024 * 1024,
+        max_body_bytes=max_body_mb * 1024 * 1024, trust_ca=trust_ca,
     )  # fmt: skip
     try:
         server_config = uvicorn_config(config, host, port, tls, log_level="info")

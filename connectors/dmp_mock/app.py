@@ -13,6 +13,7 @@ import asyncio
 import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
@@ -66,6 +67,8 @@ class MockConfig:
     control: bool = True
     max_body_bytes: int = 64 * 1024 * 1024
     check_cda: bool = True
+    trust_ca: Path | None = None
+    """CA that signatures (VIHF, submission set) must chain to; None: not verified."""
 
 
 class PatientState(BaseModel):
@@ -139,6 +142,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         open_store(config.db_url),
         unknown_patients=config.unknown_patients,
         check_cda=config.check_cda,
+        trust_ca=config.trust_ca,
     )
     # Load the schemas now, not on the first request (which would wait ~0.5 s for them).
     repository_schema()

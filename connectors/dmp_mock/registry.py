@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -22,8 +23,9 @@ from connectors.dmp.errors import MalformedMessage, MetadataProblem
 from connectors.dmp.response import RegistryError, build_response
 from connectors.dmp.schema import request_errors
 from connectors.dmp.soap import build_envelope, build_fault, parse_xml, read_envelope
-from connectors.dmp.vihf import RESOURCE_ID, read_attributes
+from connectors.dmp.vihf import RESOURCE_ID, read_attributes, read_vihf
 from connectors.dmp.vocabulary import ACTION_REQUEST, ACTION_RESPONSE, NS
+from connectors.dmp_mock.auth import authentication_problem
 from connectors.dmp_mock.checks import check_submission, document_payloads, split_patient_id
 from connectors.dmp_mock.request_log import note_outcome
 from connectors.dmp_mock.store import documents, patients, submissions
@@ -73,11 +75,18 @@ class Registry:
     """Patients, documents and submission sets, behind one lock (one writer, like SQLite)."""
 
     def __init__(
-        self, engine: Engine, *, unknown_patients: str = "ACTIVE", check_cda: bool = True
+        self,
+        engine: Engine,
+        *,
+        unknown_patients: str = "ACTIVE",
+        check_cda: bool = True,
+        trust_ca: Path | None = None,
     ) -> None:
         self.engine = engine
         self.unknown_patients = unknown_patients.upper()
         self.check_cda = check_cda
+        self.trust_ca = trust_ca
+        """With a CA, signatures are required and verified; without, only their shape is read."""
         self.stats: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -175,6 +184,10 @@ class Registry:
                     )
                 ]
             )
+        if problem := authentication_problem(
+            read_vihf(envelope.security), parsed, payloads, trust_ca=self.trust_ca
+        ):
+            return fault_reply(403, "Sender", problem, "fault:auth", "wsse:FailedAuthentication")
         if errors := check_submission(parsed, payloads, check_cda=self.check_cda):
             return answer(errors)
         with self._lock, self.engine.begin() as conn:
