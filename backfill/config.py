@@ -41,6 +41,7 @@ from cda.entry import system_xcn
 from cda.model import Establishment
 from connectors.dmp.client import services_url_problem
 from connectors.dmp.vihf import FACILITY_TYPE_SCHEME, VihfIdentity
+from connectors.dpi.contract import DEFAULT_LIVE_FEED_KINDS, DOCUMENT_KINDS
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -228,6 +229,24 @@ class RulesSettings(_Section):
     )
 
 
+class LiveFeedSettings(_Section):
+    """What the establishment's live DMP feed sends (catch-up rules, DS1.1/DS1.2, the synthetic DPI)."""
+
+    kinds: list[str] = Field(
+        list(DEFAULT_LIVE_FEED_KINDS),
+        min_length=1,
+        description='document kinds the live feed sends; a rule with kinds = "live_feed" takes these',
+    )
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, value: list[str]) -> list[str]:
+        unknown = [k for k in value if k not in DOCUMENT_KINDS]
+        if unknown:
+            raise ValueError(f"unknown kind {unknown[0]!r}: one of {', '.join(DOCUMENT_KINDS)}")
+        return value
+
+
 class VihfSettings(_Section):
     """The VIHF SAML assertion sent with each request (indirect authentication), and the sending
     system as the author of every submission set."""
@@ -384,6 +403,7 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = LedgerSettings()
     dmp: DmpSettings = DmpSettings()
     rules: RulesSettings = RulesSettings()
+    live_feed: LiveFeedSettings = LiveFeedSettings()
     vihf: VihfSettings = VihfSettings()
     run: RunSettings = RunSettings()
     indicator: IndicatorSettings = IndicatorSettings()

@@ -138,7 +138,7 @@ def audit(
     settings = state.settings()
     settings.require("dpi.url")
     assert settings.dpi.url is not None
-    rule = load_rule(rules or settings.rules.file)
+    rule = load_rule(rules or settings.rules.file, settings.live_feed.kinds)
     instant = parse_as_of(as_of)
     window = parse_window(window_from, window_to, catch_up=rule.is_catch_up)
     for warning in rule.warnings:

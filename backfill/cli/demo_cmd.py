@@ -57,6 +57,11 @@ class DemoContext:
         return self.workdir / "dpi-files"
 
 
+# The demo's live feed started recently (DESIGN §10): DS1.4 then starts below the 50 % target
+# and the backfill visibly lifts it; a feed running for years already scores ~75 %.
+DEMO_LIVE_FEED_DAYS = 120
+
+
 def _generate_dpi(ctx: DemoContext) -> None:
     summary = run_generation(
         ctx.dpi_url,
@@ -66,13 +71,14 @@ def _generate_dpi(ctx: DemoContext) -> None:
         pdf_kb=8,
         files_dir=ctx.content_root,
         replace=True,
+        live_feed_since=ctx.as_of - dt.timedelta(days=DEMO_LIVE_FEED_DAYS),
     )
     print_summary(summary)
     ctx.notes["summary"] = summary
 
 
 def _audit(ctx: DemoContext) -> None:
-    rule = load_rule(DEFAULT_RULE)
+    rule = load_rule(DEFAULT_RULE, state.settings().live_feed.kinds)
     as_of = dt.datetime.combine(ctx.as_of, dt.time(), tzinfo=PARIS)
     counts = AuditCounts()
     selected: list[Decision] = []

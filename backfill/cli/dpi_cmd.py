@@ -59,8 +59,12 @@ def run_generation(
     pdf_kb: int,
     files_dir: Path | None,
     replace: bool,
+    live_feed_since: dt.date | None = None,
 ) -> DpiSummary:
-    """Generate into `url` and return its summary (shared by `dpi generate` and `demo`)."""
+    """Generate into `url` and return its summary (shared by `dpi generate` and `demo`).
+
+    The synthetic live feed sends `[live_feed] kinds` from `live_feed_since` (default: June 2021).
+    """
     settings = state.settings()
     engine = open_engine(url, "DPI")
     sqlite_speedups(engine)
@@ -72,6 +76,8 @@ def run_generation(
         finess_geo=settings.establishment.finess_geo,
         files_dir=files_dir,
         replace=replace,
+        live_feed_since=live_feed_since,
+        live_feed_kinds=tuple(settings.live_feed.kinds),
     )
     log.info(
         "dpi.generate.start", url=describe_url(url), patients=patients, seed=seed, as_of=str(as_of)
@@ -173,10 +179,23 @@ def generate_command(
     replace: Annotated[
         bool, typer.Option("--replace", help="Drop the DPI tables already there first.")
     ] = False,
+    live_feed_since: Annotated[
+        str | None,
+        typer.Option(
+            "--live-feed-since",
+            help="Day the live DMP feed started, YYYY-MM-DD (default 2021-06-01); a recent one leaves DS1.4 low.",
+        ),
+    ] = None,
 ) -> None:
     """Create a realistic, deterministic, fictitious DPI (test INS only)."""
     target = url
     reference = _parse_date(as_of) if as_of else dt.date.today()
+    feed_start = _parse_date(live_feed_since, "--live-feed-since") if live_feed_since else None
+    if feed_start is not None and feed_start > reference:
+        raise ConfigError(
+            f"--live-feed-since {feed_start.isoformat()} is after the DPI's day "
+            f"{reference.isoformat()} (--as-of): the live feed would have sent nothing"
+        )
     if as_of is None:
         out_console.print(f"as of {reference.isoformat()} (pass --as-of for a reproducible DPI)")
     summary = run_generation(
@@ -187,6 +206,7 @@ def generate_command(
         pdf_kb=pdf_kb,
         files_dir=files_dir or default_files_dir(target),
         replace=replace,
+        live_feed_since=feed_start,
     )
     print_summary(summary)
 
@@ -217,8 +237,8 @@ def _dpi_url(given: str | None) -> str:
     return target
 
 
-def _parse_date(value: str) -> dt.date:
+def _parse_date(value: str, option: str = "--as-of") -> dt.date:
     try:
         return parse_day(value)
     except ValueError as exc:
-        raise ConfigError(f"--as-of: {exc}") from None
+        raise ConfigError(f"{option}: {exc}") from None

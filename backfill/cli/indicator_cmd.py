@@ -54,7 +54,7 @@ def measure(settings: Settings, months: list[Month], now: dt.datetime) -> list[M
     """DS1.4, DS1.1 and DS1.2 of each month, on one DPI connection with the ledger's acks loaded."""
     settings.require("dpi.url")
     assert settings.dpi.url is not None
-    kinds = load_rule(settings.rules.file).kinds
+    kinds = load_rule(settings.rules.file, settings.live_feed.kinds).kinds
     engine = open_engine(settings.dpi.url, "DPI", check=False, must_exist=True)
     try:
         with translate_errors("DPI", settings.dpi.url), engine.connect() as conn:

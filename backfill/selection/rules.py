@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from backfill.errors import RuleError
 from backfill.resources import data_folder, rule_file_names
-from connectors.dpi.contract import DOCUMENT_KINDS, IDENTITY_STATUSES
+from connectors.dpi.contract import DEFAULT_LIVE_FEED_KINDS, DOCUMENT_KINDS, IDENTITY_STATUSES
 
 __all__ = [
     "ADVISED_AGAINST_IN_HISTORY",
@@ -183,12 +184,23 @@ def _describe(error: dict[str, object]) -> str:
     return f"{key}: {message}"
 
 
-def parse_rule(text: str, source: str) -> Rule:
-    """Validate the TOML text of a rule; `source` names it in errors."""
+LIVE_FEED = "live_feed"
+
+
+def parse_rule(
+    text: str, source: str, live_feed_kinds: Sequence[str] = DEFAULT_LIVE_FEED_KINDS
+) -> Rule:
+    """Validate the TOML text of a rule; `source` names it in errors.
+
+    `kinds = "live_feed"` means the kinds the live feed sends (`[live_feed] kinds`, given here
+    as `live_feed_kinds`): a catch-up rule sends what the live feed would have sent.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RuleError(f"{source}: not valid TOML: {exc}") from None
+    if data.get("kinds") == LIVE_FEED:
+        data["kinds"] = list(live_feed_kinds)
     try:
         return Rule.model_validate(data)
     except ValidationError as exc:
@@ -196,8 +208,13 @@ def parse_rule(text: str, source: str) -> Rule:
         raise RuleError(f"{source}: invalid rule:\n  " + "\n  ".join(lines)) from None
 
 
-def load_rule(name_or_path: str | Path | None = None) -> Rule:
-    """A rule from a file path, or a shipped rule by name (default `history-5y`)."""
+def load_rule(
+    name_or_path: str | Path | None = None,
+    live_feed_kinds: Sequence[str] = DEFAULT_LIVE_FEED_KINDS,
+) -> Rule:
+    """A rule from a file path, or a shipped rule by name (default `history-5y`).
+
+    `live_feed_kinds` is `[live_feed] kinds`, for a rule whose kinds are the live feed's."""
     spec = str(name_or_path or DEFAULT_RULE)
     path = Path(spec)
     if path.is_dir():
@@ -206,13 +223,13 @@ def load_rule(name_or_path: str | Path | None = None) -> Rule:
         raise RuleError(f"{path}: is not a regular file (a device or a pipe), not a rule file")
     if path.is_file():
         try:
-            return parse_rule(path.read_text(encoding="utf-8"), str(path))
+            return parse_rule(path.read_text(encoding="utf-8"), str(path), live_feed_kinds)
         except (OSError, UnicodeDecodeError) as exc:
             raise RuleError(f"{path}: cannot be read: {exc}") from None
     file_name = spec if spec.endswith(".toml") else f"{spec}.toml"
     shipped = rule_file_names()
     if "/" not in spec and "\\" not in spec and file_name in shipped:
         text = (data_folder("selectors") / file_name).read_text(encoding="utf-8")
-        return parse_rule(text, f"selectors/{file_name}")
+        return parse_rule(text, f"selectors/{file_name}", live_feed_kinds)
     names = ", ".join(n.removesuffix(".toml") for n in shipped)
     raise RuleError(f"{spec}: no such rule file, and not a shipped rule (shipped: {names})")

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import NoSuchTableError
 
 __all__ = [
+    "DEFAULT_LIVE_FEED_KINDS",
     "DOCUMENT_KINDS",
     "DOCUMENT_STATUSES",
     "ENCOUNTER_TYPES",
@@ -59,6 +60,9 @@ HOSPITALISATION_TYPES = ("full", "partial")
 STAY_STATUSES = ("planned", "in_progress", "finished", "cancelled")
 DOCUMENT_KINDS = ("LDL", "CRH", "CRO", "CR_CONSULT", "CR_URG", "CR_BIO", "CR_IMG", "ORDO", "OTHER")
 DOCUMENT_STATUSES = ("draft", "validated", "cancelled")
+# What a live DMP feed sends by default (`[live_feed] kinds`): the programme's "documents de
+# sortie" (discharge letter, prescription, operative report), reports, biology and imaging.
+DEFAULT_LIVE_FEED_KINDS = ("LDL", "ORDO", "CRO", "CRH", "CR_CONSULT", "CR_URG", "CR_BIO", "CR_IMG")
 
 metadata = MetaData()
 

@@ -163,3 +163,32 @@ def test_privacy_no_identity_in_any_log_line(tmp_path: Path) -> None:
     log_text = "\n".join(lines)
     leaked = sorted(s for s in secrets if s in log_text)
     assert not leaked, f"identity data in logs: {leaked[:5]}"
+
+
+def test_live_feed_since_sets_when_the_live_feed_started(tmp_path: Path) -> None:
+    base = ("dpi", "generate", "--patients", "40", "--seed", "2", "--as-of", "2026-11-01")
+    result = run_backfill(
+        *base, "--url", "sqlite:///recent.sqlite", "--live-feed-since", "2026-08-01", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'recent.sqlite'}")
+    try:
+        with engine.connect() as conn:
+            first = conn.scalar(sa.text("SELECT min(sent_live_at) FROM dpi_document"))
+            kinds = set(
+                conn.scalars(
+                    sa.text("SELECT DISTINCT kind FROM dpi_document WHERE sent_live_at IS NOT NULL")
+                )
+            )
+    finally:
+        engine.dispose()
+    assert first is not None
+    assert str(first) >= "2026-08-01"
+    assert kinds & {"ORDO", "CR_BIO", "CR_IMG"}, "the live feed sends prescriptions and reports"
+    for bad, words in (("2026-13-01", "--live-feed-since"), ("2027-01-01", "after the DPI's day")):
+        refused = run_backfill(
+            *base, "--url", "sqlite:///bad.sqlite", "--live-feed-since", bad, cwd=tmp_path
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert words in refused.stderr
+        assert "Traceback" not in refused.stderr

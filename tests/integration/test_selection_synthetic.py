@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from backfill.selection import Reason, decide, load_rule
 from connectors.dpi.synthetic import GenerationOptions, generate
-from connectors.dpi.synthetic.defects import DOCUMENT_DEFECTS, FILE_DEFECTS, PATIENT_DEFECTS
+from connectors.dpi.synthetic.defects import DOCUMENT_DEFECTS, FILE_DEFECTS, PATIENT_DEFECTS, PLACED
 
 AS_OF = dt.date(2026, 11, 1)
 
@@ -47,7 +47,7 @@ def test_every_defect_gets_its_reason(database, tmp_path: Path) -> None:
     by_patient: dict[str, list[object]] = {}
     for decision in decisions:
         by_patient.setdefault(decision.ipp, []).append(decision)
-    assert len(defects) >= 19
+    assert len(defects) >= PLACED
     checked = 0
     for ipp, document_id, defect, expected in defects:
         rank = Reason(expected).rank
@@ -71,10 +71,10 @@ def test_every_defect_gets_its_reason(database, tmp_path: Path) -> None:
 def test_the_placed_defects_get_exactly_their_reason_under_the_default_rule(
     database, tmp_path: Path
 ) -> None:
-    """The 19 deliberately placed defects (patients 0–18) land on documents the default rule would
+    """The deliberately placed defects (one per patient 0 to PLACED − 1) land on documents the default rule would
     otherwise send, so each gets exactly the recorded reason — the audit shows every reason."""
     defects, decisions = defects_and_decisions(
-        database, tmp_path, patients=19, seed=3, rule="history-5y"
+        database, tmp_path, patients=PLACED, seed=3, rule="history-5y"
     )
     by_document = {d.document_id: d.decision for d in decisions}
     # Patient i of a block carries the i-th defect kind (random ones come on top, anywhere).
@@ -87,5 +87,5 @@ def test_the_placed_defects_get_exactly_their_reason_under_the_default_rule(
             placed[defect] = expected in {d.decision for d in decisions if d.ipp == ipp}
         else:
             placed[defect] = by_document[document_id] == expected
-    assert len(placed) == 19
+    assert len(placed) == PLACED
     assert all(placed.values()), [defect for defect, ok in placed.items() if not ok]

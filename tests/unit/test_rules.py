@@ -11,6 +11,7 @@ from backfill.errors import RuleError
 from backfill.resources import rule_file_names
 from backfill.selection.reasons import Reason
 from backfill.selection.rules import load_rule, parse_rule
+from connectors.dpi.contract import DEFAULT_LIVE_FEED_KINDS
 
 GOOD = 'name = "mine"\nkinds = ["LDL"]\ndepth_years = 5\n'
 
@@ -141,6 +142,16 @@ def test_advised_against_kinds_in_a_history_rule_are_a_warning_not_an_error() ->
     assert not any("advises against" in w for w in catch_up.warnings)
     for name in ("history-5y", "history-20y", "catch-up"):
         assert load_rule(name).warnings == [], name
+
+
+def test_catch_up_takes_the_live_feeds_kinds_and_history_does_not() -> None:
+    assert load_rule("catch-up").kinds == list(DEFAULT_LIVE_FEED_KINDS)
+    assert {"ORDO", "CR_BIO", "CR_IMG"} <= set(load_rule("catch-up").kinds)
+    assert load_rule("catch-up", ["LDL", "ORDO"]).kinds == ["LDL", "ORDO"]
+    for name in ("history-5y", "history-20y"):
+        assert not {"ORDO", "CR_BIO", "CR_IMG"} & set(load_rule(name).kinds), name
+    mine = parse_rule('name = "c"\nmode = "catch-up"\nkinds = "live_feed"\n', "c", ["CRH"])
+    assert mine.kinds == ["CRH"]
 
 
 def test_minors_policy_precedence() -> None:

@@ -57,3 +57,16 @@ def test_a_patient_history_is_coherent(seed: int, index: int, as_of: dt.date) ->
         versions.setdefault(document["set_id"], []).append(document["version"])
     for numbers in versions.values():
         assert numbers == list(range(1, len(numbers) + 1))
+    # RNIV: qualified means neither doubtful nor fictitious; nothing happens after death.
+    if patient["identity_status"] == "QUAL":
+        assert not patient["identity_doubtful"]
+        assert not patient["identity_fictitious"]
+    if patient["death_date"] is not None:
+        for stay in stays:
+            assert stay["admitted_at"].date() <= patient["death_date"]
+            assert stay["status"] not in ("planned", "in_progress")
+    for stay in stays:
+        if stay["unit_code"] == "GYN-OBS" and patient["sex"] in ("M", "F"):
+            assert patient["sex"] == "F"
+        if stay["unit_code"] == "PEDIA":
+            assert (stay["admitted_at"].date() - patient["birth_date"]).days < 18 * 366

@@ -4,11 +4,11 @@ A real DPI holds rows like these (a trait never filled, a mistyped key, a scan t
 finished); the engine must answer each with its precise reason and never send it. Which row got
 which defect is written to the side table `synthetic_defect` (not part of the DPI contract).
 
-Placement is deterministic: in every block of 400 patients, patients 0–6 carry one identity
-defect each and patients 7–18 one document defect on their latest sendable summary document, all
-made otherwise eligible (qualified INS, alive, not opposed) so that the defect is what stops
-them; a DPI of 19 patients already holds every kind. A further ~0.5 % of documents get a random
-document defect wherever they fall.
+Placement is deterministic: in every block of 400 patients, the first `len(PATIENT_DEFECTS)`
+patients carry one identity defect each and the next ones one document defect (then one file
+defect) on their latest sendable summary document, all made otherwise eligible (qualified INS,
+alive, not opposed) so that the defect is what stops them; a DPI of `PLACED` patients already
+holds every kind. A further ~0.5 % of documents get a random document defect wherever they fall.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from dataclasses import dataclass
 
 from cda.ins import InsKind, compute_key
 from connectors.dpi.synthetic.hospital import AUTHOR_WITHOUT_RPPS
-from connectors.dpi.synthetic.people import PatientRow
-from connectors.dpi.synthetic.records import DocumentRow
+from connectors.dpi.synthetic.people import PatientRow, synthetic_matricule
+from connectors.dpi.synthetic.records import DocumentRow, StayRow
 
 __all__ = [
     "DOCUMENT_DEFECTS",
     "FILE_DEFECTS",
     "PATIENT_DEFECTS",
+    "PLACED",
     "DefectRecord",
     "apply_document_defect",
     "apply_patient_defect",
@@ -49,6 +50,11 @@ PATIENT_DEFECTS = {
     "traits_no_birth_place": "ins_traits_incomplete",
     "traits_no_first_given_name": "ins_traits_incomplete",
     "traits_sex_unknown": "ins_traits_incomplete",
+    # An RNIV duplicate or collision: this patient holds the INS of the patient before it (the
+    # slot above, whose own defect comes first for it).
+    "ins_shared": "ins_shared",
+    "ins_traits_inconsistent": "ins_traits_inconsistent",  # the sex digit says the other sex
+    "ins_production_oid": "ins_wrong_environment",  # a production NIR OID in a test DPI
 }
 DOCUMENT_DEFECTS = {
     "content_null": "content_missing",
@@ -59,7 +65,12 @@ DOCUMENT_DEFECTS = {
     "author_without_rpps": "author_unknown",
     "visibility_conflict": "visibility_conflict",
     "date_in_future": "future_dated",
+    "withheld": "document_withheld",
+    "latest_cancelled": "set_withdrawn",  # a cancelled version is added on top of the set
+    "on_cancelled_stay": "stay_cancelled",  # the document's stay is cancelled
 }
+# Defects that change other rows than their document: only ever placed, never random.
+_STRUCTURAL = frozenset(("latest_cancelled", "on_cancelled_stay"))
 # Defects that need a content folder: a `file:` URI to a missing file, or to one over the limit.
 FILE_DEFECTS = {
     "file_missing": "content_missing",
@@ -68,6 +79,8 @@ FILE_DEFECTS = {
     "file_empty": "content_missing",
 }
 _SUMMARY_KINDS = ("LDL", "CRH", "CRO", "CR_CONSULT", "CR_URG")
+# How many patients a DPI needs to hold every placed defect (file defects included).
+PLACED = len(PATIENT_DEFECTS) + len(DOCUMENT_DEFECTS) + len(FILE_DEFECTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +111,15 @@ def document_defect_for(index: int, with_files: bool) -> str | None:
 def random_document_defect(rng: random.Random, with_files: bool) -> str | None:
     if rng.random() >= 0.005:
         return None
-    names = list(DOCUMENT_DEFECTS) + (list(FILE_DEFECTS) if with_files else [])
+    names = [n for n in DOCUMENT_DEFECTS if n not in _STRUCTURAL]
+    names += list(FILE_DEFECTS) if with_files else []
     return rng.choice(names)
 
 
-def make_eligible(patient: PatientRow) -> PatientRow:
-    """The same patient made sendable: qualified INS, alive, not opposed, not doubtful."""
+def make_eligible(patient: PatientRow, index: int) -> PatientRow:
+    """The same patient made sendable: qualified INS, alive, not opposed, not doubtful.
+
+    A patient without an INS gets patient `index`'s own test matricule, from its traits."""
     clean = dataclasses.replace(
         patient,
         identity_status="QUAL",
@@ -114,17 +130,22 @@ def make_eligible(patient: PatientRow) -> PatientRow:
         dmp_opposition=False,
     )
     if clean.ins_matricule is None:
-        body = f"{1 if clean.sex == 'M' else 2}85067505612{len(patient.ipp) % 10}"
-        clean = dataclasses.replace(
-            clean, ins_matricule=body + compute_key(body), ins_oid=InsKind.TEST_NIR.value
-        )
+        assert clean.birth_date is not None
+        assert clean.birth_place_code is not None
+        matricule = synthetic_matricule(clean.sex, clean.birth_date, clean.birth_place_code, index)
+        clean = dataclasses.replace(clean, ins_matricule=matricule, ins_oid=InsKind.TEST_NIR.value)
     return clean
 
 
-def apply_patient_defect(patient: PatientRow, defect: str) -> PatientRow:
-    """A qualified patient with one identity defect (so that only the defect can exclude them)."""
-    clean = make_eligible(patient)
+def apply_patient_defect(
+    patient: PatientRow, defect: str, index: int, shared_matricule: str | None = None
+) -> PatientRow:
+    """A qualified patient with one identity defect (so that only the defect can exclude them).
+
+    `shared_matricule` is the INS an `ins_shared` patient takes (the previous patient's)."""
+    clean = make_eligible(patient, index)
     matricule = clean.ins_matricule or ""
+    other_sex = ("1" if matricule[:1] == "2" else "2") + matricule[1:13]
     changes: dict[str, object] = {
         "ins_no_matricule": {"ins_matricule": None},
         "ins_unknown_oid": {"ins_oid": "1.2.250.1.213.1.4.2"},
@@ -133,6 +154,9 @@ def apply_patient_defect(patient: PatientRow, defect: str) -> PatientRow:
         "traits_no_birth_place": {"birth_place_code": None},
         "traits_no_first_given_name": {"first_birth_given_name": None},
         "traits_sex_unknown": {"sex": "U"},
+        "ins_shared": {"ins_matricule": shared_matricule},
+        "ins_traits_inconsistent": {"ins_matricule": other_sex + compute_key(other_sex)},
+        "ins_production_oid": {"ins_oid": InsKind.NIR.value},
     }[defect]  # type: ignore[assignment]
     return dataclasses.replace(clean, **changes)  # type: ignore[arg-type]
 
@@ -155,8 +179,12 @@ def defect_target(documents: list[DocumentRow], as_of: dt.datetime) -> DocumentR
     return max(candidates, key=lambda d: d.created_at, default=None)
 
 
-def apply_document_defect(document: DocumentRow, defect: str) -> None:
-    """Damage one document row in place; content defects act on the PDF already attached."""
+def apply_document_defect(
+    document: DocumentRow, defect: str, stays: list[StayRow] | None = None
+) -> list[DocumentRow]:
+    """Damage one document row in place; content defects act on the PDF already attached.
+
+    Returns the rows the defect adds (a cancelled version on top of the set), usually none."""
     pdf = document.content or b""
     if defect == "content_null":
         document.content = None
@@ -178,3 +206,27 @@ def apply_document_defect(document: DocumentRow, defect: str) -> None:
     elif defect == "date_in_future":
         # A year typed wrong: 2028 for 2026.
         document.created_at += dt.timedelta(days=730)
+    elif defect == "withheld":
+        document.withheld = True  # the patient asked that this one not be sent
+    elif defect == "latest_cancelled":
+        # Signed, then deleted: the set's latest version is a cancellation.
+        version = document.version + 1
+        return [
+            dataclasses.replace(
+                document,
+                document_id=f"{document.set_id}-V{version}",
+                version=version,
+                title=f"{document.title} (annulé)",
+                created_at=document.created_at + dt.timedelta(hours=2),
+                status="cancelled",
+                legal_authenticator_id=None,
+                authenticated_at=None,
+                sent_live_at=None,
+                dmp_unique_id=None,
+            )
+        ]
+    elif defect == "on_cancelled_stay":
+        for stay in stays or []:
+            if stay.stay_id == document.stay_id:
+                stay.status = "cancelled"  # the stay was created by mistake, its letter kept
+    return []

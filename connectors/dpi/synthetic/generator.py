@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 
 from cda.examples import pdf_bytes
 from connectors.dpi.contract import (
+    DEFAULT_LIVE_FEED_KINDS,
     create_contract,
     dpi_author,
     dpi_document,
@@ -43,7 +44,7 @@ from connectors.dpi.synthetic import defects
 from connectors.dpi.synthetic.errors import GenerationError
 from connectors.dpi.synthetic.hospital import make_authors, make_units
 from connectors.dpi.synthetic.people import make_patient
-from connectors.dpi.synthetic.records import DocumentRow, make_history
+from connectors.dpi.synthetic.records import LIVE_FEED_START, DocumentRow, LiveFeed, make_history
 
 __all__ = [
     "COMPLETE",
@@ -98,6 +99,18 @@ class GenerationOptions:
     batch_patients: int = 500
     replace: bool = False
     """Drop existing DPI tables first (never a real DPI: only tables this generator created)."""
+    live_feed_since: dt.date | None = None
+    """When the establishment's live DMP feed started (default: records.LIVE_FEED_START)."""
+    live_feed_kinds: tuple[str, ...] = DEFAULT_LIVE_FEED_KINDS
+    """The kinds the live feed sends (`[live_feed] kinds`), at records.LIVE_FEED_SHARES."""
+
+    def live_feed(self) -> LiveFeed:
+        since = (
+            dt.datetime.combine(self.live_feed_since, dt.time())
+            if self.live_feed_since is not None
+            else LIVE_FEED_START
+        )
+        return LiveFeed(since=since, kinds=frozenset(self.live_feed_kinds))
 
 
 @dataclass
@@ -146,18 +159,25 @@ def _patient_rows(
 ) -> tuple[dict, list[dict], list[dict], list[defects.DefectRecord]]:
     rng = random.Random(f"{options.seed}/{index}")
     ipp = f"P{index:08d}"
-    patient = make_patient(rng, ipp, options.as_of)
+    patient = make_patient(rng, ipp, options.as_of, index)
     found: list[defects.DefectRecord] = []
     patient_defect = defects.patient_defect_for(index)
     if patient_defect:
-        patient = defects.apply_patient_defect(patient, patient_defect)
+        shared = None
+        if patient_defect == "ins_shared":  # the previous patient's INS, as it was written
+            before = index - 1
+            previous = make_patient(
+                random.Random(f"{options.seed}/{before}"), f"P{before:08d}", options.as_of, before
+            )
+            shared = defects.make_eligible(previous, before).ins_matricule
+        patient = defects.apply_patient_defect(patient, patient_defect, index, shared)
         found.append(
             defects.DefectRecord(ipp, None, patient_defect, defects.PATIENT_DEFECTS[patient_defect])
         )
     with_files = options.files_dir is not None
     planned = defects.document_defect_for(index, with_files)
     if planned:
-        patient = defects.make_eligible(patient)
+        patient = defects.make_eligible(patient, index)
     stays, documents = make_history(
         rng,
         ipp,
@@ -165,16 +185,21 @@ def _patient_rows(
         authors=authors,
         finess_geo=options.finess_geo,
         born=patient.birth_date,
+        sex=patient.sex,
+        died=patient.death_date,
+        deceased=patient.deceased,
         ensure_recent=bool(patient_defect or planned),
+        live_feed=options.live_feed(),
     )
     target = defects.defect_target(documents, as_of) if planned else None
     expected = {**defects.DOCUMENT_DEFECTS, **defects.FILE_DEFECTS}
+    added: list[DocumentRow] = []
     for document in documents:
         document.content = _pdf_for(rng, document, options.pdf_kb)
         defect = planned if document is target else defects.random_document_defect(rng, with_files)
         in_file = defect in defects.FILE_DEFECTS or (with_files and rng.random() < 0.005)
         if defect and defect not in defects.FILE_DEFECTS:
-            defects.apply_document_defect(document, defect)
+            added += defects.apply_document_defect(document, defect, stays)
         if in_file:
             document.content_uri = _write_file(
                 options.files_dir,  # type: ignore[arg-type]
@@ -185,6 +210,9 @@ def _patient_rows(
             document.content = None
         if defect:
             found.append(defects.DefectRecord(ipp, document.document_id, defect, expected[defect]))
+    for extra in added:
+        extra.content = _pdf_for(rng, extra, options.pdf_kb)
+    documents += added
     return (
         dataclasses.asdict(patient),
         [dataclasses.asdict(s) for s in stays],

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 __all__ = [
     "AUTHORS_PER_DPI",
     "AUTHOR_WITHOUT_RPPS",
+    "SURGICAL_UNITS",
     "AuthorRow",
     "UnitRow",
     "make_authors",
@@ -42,23 +43,31 @@ class AuthorRow:
     staff_number: str | None = None
 
 
-# code, name, practice setting (JDV_J04), year computerised (None: always trusted), encounter types
+# code, name, practice setting (JDV_J04), year computerised (None: always trusted), the stays it
+# takes (IMP full hospitalisation, DAY a day case — IMP partial —, EXTERNE, EMER, SEANCE), and
+# who it sees: sex ("MF" both) and age at admission in years [low, high).
 UNITS = (
-    ("MED-INT", "Médecine interne", "ETABLISSEMENT", 2004, ("IMP", "EXTERNE")),
-    ("CARDIO", "Cardiologie", "ETABLISSEMENT", 2006, ("IMP", "AMB", "EXTERNE")),
-    ("PNEUMO", "Pneumologie", "ETABLISSEMENT", 2009, ("IMP", "EXTERNE")),
-    ("CHIR-DIG", "Chirurgie digestive", "ETABLISSEMENT", 2007, ("IMP", "AMB", "EXTERNE")),
-    ("CHIR-ORTHO", "Chirurgie orthopédique", "ETABLISSEMENT", 2011, ("IMP", "AMB", "EXTERNE")),
-    ("GYN-OBS", "Gynécologie-obstétrique", "ETABLISSEMENT", 2013, ("IMP", "EXTERNE")),
-    ("PEDIA", "Pédiatrie", "ETABLISSEMENT", 2015, ("IMP", "EXTERNE")),
-    ("ONCO", "Oncologie médicale", "ETABLISSEMENT", 2008, ("AMB", "IMP", "EXTERNE")),
-    ("GERIA", "Gériatrie", "ETABLISSEMENT", None, ("IMP",)),
-    ("HAD", "Hospitalisation à domicile", "HAD", 2023, ("IMP",)),
-    ("SMUR", "SAMU-SMUR", "SAMU_SMUR", 2012, ("EMER",)),
-    ("URG", "Urgences adultes", "ETABLISSEMENT", 2005, ("EMER",)),
-    ("CONSULT", "Consultations externes", "AMBULATOIRE", None, ("EXTERNE",)),
-    ("SOINS-PAL", "Soins palliatifs", "PALLIATIF", 2022, ("IMP",)),
-)
+    ("MED-INT", "Médecine interne", "ETABLISSEMENT", 2004, ("IMP", "EXTERNE"), "MF", (16, 120)),
+    ("CARDIO", "Cardiologie", "ETABLISSEMENT", 2006, ("IMP", "DAY", "EXTERNE"), "MF", (16, 120)),
+    ("PNEUMO", "Pneumologie", "ETABLISSEMENT", 2009, ("IMP", "EXTERNE"), "MF", (16, 120)),
+    ("CHIR-DIG", "Chirurgie digestive", "ETABLISSEMENT", 2007, ("IMP", "DAY", "EXTERNE"), "MF", (16, 120)),
+    ("CHIR-ORTHO", "Chirurgie orthopédique", "ETABLISSEMENT", 2011, ("IMP", "DAY", "EXTERNE"), "MF", (10, 120)),
+    ("GYN-OBS", "Gynécologie-obstétrique", "ETABLISSEMENT", 2013, ("IMP", "DAY", "EXTERNE"), "F", (13, 90)),
+    ("PEDIA", "Pédiatrie", "ETABLISSEMENT", 2015, ("IMP", "DAY", "EXTERNE", "SEANCE"), "MF", (0, 18)),
+    ("ONCO", "Oncologie médicale", "ETABLISSEMENT", 2008, ("SEANCE", "DAY", "IMP", "EXTERNE"), "MF", (18, 120)),
+    ("DIALYSE", "Néphrologie - dialyse", "ETABLISSEMENT", 2010, ("SEANCE", "EXTERNE"), "MF", (18, 120)),
+    ("PSY", "Psychiatrie", "ETABLISSEMENT", 2012, ("IMP", "DAY", "EXTERNE"), "MF", (12, 120)),
+    ("ADDICTO", "Addictologie", "ETABLISSEMENT", 2014, ("DAY", "EXTERNE"), "MF", (13, 120)),
+    ("GERIA", "Gériatrie", "ETABLISSEMENT", None, ("IMP",), "MF", (70, 120)),
+    ("HAD", "Hospitalisation à domicile", "HAD", 2023, ("IMP",), "MF", (0, 120)),
+    ("SMUR", "SAMU-SMUR", "SAMU_SMUR", 2012, ("EMER",), "MF", (0, 120)),
+    ("URG", "Urgences adultes", "ETABLISSEMENT", 2005, ("EMER",), "MF", (15, 120)),
+    ("URG-PED", "Urgences pédiatriques", "ETABLISSEMENT", 2005, ("EMER",), "MF", (0, 15)),
+    ("CONSULT", "Consultations externes", "AMBULATOIRE", None, ("EXTERNE",), "MF", (0, 120)),
+    ("SOINS-PAL", "Soins palliatifs", "PALLIATIF", 2022, ("IMP",), "MF", (18, 120)),
+)  # fmt: skip
+# Surgical units: their stays, day cases included, produce an operative report.
+SURGICAL_UNITS = frozenset(("CHIR-DIG", "CHIR-ORTHO", "GYN-OBS"))
 
 SPECIALTIES = ("G15_10/SM26", "G15_10/SM04", "G15_10/SM15", "G15_10/SM53", "G15_10/SM20",
                "G15_10/SM22", "G15_10/SM32", "G15_10/SM02", "G15_10/SM40", "G15_10/SM54")  # fmt: skip
@@ -69,13 +78,21 @@ _AUTHOR_GIVEN = ("Claire", "Jérôme", "Sophie", "Éric", "Anne", "Noël", "Irè
 def make_units() -> list[UnitRow]:
     return [
         UnitRow(code, name, setting, dt.date(year, 1 + (len(code) % 12), 1) if year else None)
-        for code, name, setting, year, _ in UNITS
+        for code, name, setting, year, *_ in UNITS
     ]
 
 
-def units_for(encounter_type: str) -> list[str]:
-    """The units that see this encounter type."""
-    return [code for code, _, _, _, types in UNITS if encounter_type in types]
+def units_for(encounter_type: str, sex: str | None = None, age: float | None = None) -> list[str]:
+    """The units that take this kind of stay for a patient of this sex and age (in years):
+    no man in obstetrics, no adult in paediatrics, no child in geriatrics."""
+    fitting = [
+        code
+        for code, _, _, _, types, sexes, (low, high) in UNITS
+        if encounter_type in types
+        and (sex not in ("M", "F") or sex in sexes)
+        and (age is None or low <= age < high)
+    ]
+    return fitting or [code for code, _, _, _, types, *_ in UNITS if encounter_type in types]
 
 
 def _rpps(rng: random.Random) -> str:

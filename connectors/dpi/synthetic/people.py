@@ -2,7 +2,10 @@
 
 Birth traits are upper case (accents, hyphens, apostrophes and spaces kept, as INSi returns them);
 used names are written the way a front desk types them. Numbers follow the NIR layout (sex, year,
-month, birth place, order, key) under the test authority, so they never collide with a real INS.
+month, birth department, then six digits drawn from the patient's index, key) under the test
+authority, so they never collide with a real INS, encode the patient's own sex and month of birth,
+and are unique per patient (below a million patients). There is no test authority for the NIA, so
+no synthetic patient has one: the NIA is covered by the selection and builder tests.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 
 from cda.ins import InsKind, compute_key
 
-__all__ = ["BIRTH_PLACES", "PatientRow", "make_patient"]
+__all__ = ["BIRTH_PLACES", "PatientRow", "make_patient", "synthetic_matricule"]
 
 FAMILY_NAMES = (
     "MARTIN", "BERNARD", "DUBOIS", "THOMAS", "ROBERT", "RICHARD", "PETIT", "DURAND", "LEROY",
@@ -82,12 +85,18 @@ def _used_form(name: str) -> str:
     return "".join(out)
 
 
-def _nir_body(rng: random.Random, sex: str, born: dt.date, place: str) -> str:
-    # sex (1/2) · year (2) · month (2) · place (5: department + commune, or 99 + country) · order (3)
-    return f"{1 if sex == 'M' else 2}{born.year % 100:02d}{born.month:02d}{place}{rng.randrange(1, 1000):03d}"
+def synthetic_matricule(sex: str | None, born: dt.date, place: str, index: int) -> str:
+    """The 15-character test INS of patient `index`: what the traits say, then a unique number.
+
+    sex (1/2) · year (2) · month (2) · department (2: 2A/2B, 97, 99 abroad…) · six digits from
+    the index (a bijection of 0–999 999, so no two patients below a million share one) · key.
+    """
+    serial = (index * 7919 + 104_729) % 1_000_000
+    body = f"{2 if sex == 'F' else 1}{born.year % 100:02d}{born.month:02d}{place[:2]}{serial:06d}"
+    return body + compute_key(body)
 
 
-def make_patient(rng: random.Random, ipp: str, as_of: dt.date) -> PatientRow:
+def make_patient(rng: random.Random, ipp: str, as_of: dt.date, index: int = 0) -> PatientRow:
     """A coherent, defect-free patient; defects are applied afterwards (`defects.py`)."""
     sex = "F" if rng.random() < 0.52 else "M"
     age_days = rng.randrange(0, 95 * 365)
@@ -102,12 +111,13 @@ def make_patient(rng: random.Random, ipp: str, as_of: dt.date) -> PatientRow:
     )
     # The INS is fetched from INSi for RECUP and QUAL; VALI and PROV identities have none yet.
     has_ins = status in ("QUAL", "RECUP")
-    nia = place.startswith("99") and rng.random() < 0.3
     matricule = oid = None
     if has_ins:
-        body = _nir_body(rng, sex, born, place)
-        matricule = body + compute_key(body)
-        oid = InsKind.NIA.value if nia else InsKind.TEST_NIR.value
+        matricule = synthetic_matricule(sex, born, place, index)
+        oid = InsKind.TEST_NIR.value
+    # RNIV: a qualified identity is neither doubtful nor fictitious.
+    doubtful = status != "QUAL" and rng.random() < 0.05
+    fictitious = status != "QUAL" and rng.random() < 0.015
 
     married_name = sex == "F" and age_days > 25 * 365 and rng.random() < 0.4
     deceased = rng.random() < 0.015
@@ -116,8 +126,8 @@ def make_patient(rng: random.Random, ipp: str, as_of: dt.date) -> PatientRow:
         ins_matricule=matricule,
         ins_oid=oid,
         identity_status=status,
-        identity_doubtful=rng.random() < 0.01,
-        identity_fictitious=rng.random() < 0.003,
+        identity_doubtful=doubtful,
+        identity_fictitious=fictitious,
         birth_family_name=family,
         birth_given_names=" ".join(given),
         first_birth_given_name=given[0],
