@@ -128,7 +128,7 @@ def gather(settings: Settings, now: dt.datetime, *, months: int = 12) -> ReportD
     """Everything the page shows, read from the DPI and the ledger (nothing is written)."""
     settings.require("dpi.url")
     assert settings.dpi.url is not None
-    rule = load_rule(settings.rules.file)
+    rule = load_rule(settings.rules.file, settings.live_feed.kinds)
     notes: list[str] = []
     audit = AuditCounts()
     worklist = Worklist()

@@ -133,7 +133,7 @@ def run_command(
         raise ConfigError("--lookahead-days goes with --visiting")
     _go(
         mode="nightly",
-        rule=load_rule(settings.rules.file),
+        rule=load_rule(settings.rules.file, settings.live_feed.kinds),
         as_of=parse_as_of(as_of),
         dry_run=dry_run,
         until=until,
@@ -158,7 +158,7 @@ def catch_up_command(
     ] = None,
 ) -> None:
     """After an outage of the live feed: send what it missed in a window (rule catch-up)."""
-    rule = load_rule("catch-up")
+    rule = load_rule("catch-up", state.settings().live_feed.kinds)
     _go(
         mode="catch-up",
         rule=rule,
@@ -185,7 +185,7 @@ def send_command(
     settings = state.settings()
     _go(
         mode="manual",
-        rule=load_rule(settings.rules.file),
+        rule=load_rule(settings.rules.file, settings.live_feed.kinds),
         as_of=parse_as_of(None),
         ipps=ipp,
         document_ids=document or None,
