@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from backfill.selection import Reason, Window, decide, load_rule
-from connectors.dpi.contract import DEFAULT_LIVE_FEED_KINDS, create_contract
+from connectors.dpi.contract import DEFAULT_LIVE_FEED_KINDS
 from tests.integration.selection_support import author, document, insert, patient, unit
 
 AS_OF = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
@@ -25,11 +25,8 @@ BEFORE = dt.datetime(2026, 5, 1, 9, 30)
 
 
 @pytest.fixture
-def engine(database) -> sa.Engine:
-    engine = database.engine()
-    create_contract(engine)
-    yield engine
-    engine.dispose()
+def engine(contract_engine: sa.Engine) -> sa.Engine:
+    return contract_engine
 
 
 def test_catch_up_sends_the_windows_prescriptions_and_reports_the_live_feed_missed(

@@ -30,11 +30,8 @@ WHEN = dt.datetime(2026, 1, 15, 12, 0)
 
 
 @pytest.fixture
-def engine(database) -> sa.Engine:
-    engine = database.engine()
-    create_contract(engine)
-    yield engine
-    engine.dispose()
+def engine(contract_engine: sa.Engine) -> sa.Engine:
+    return contract_engine
 
 
 def _decide(engine: sa.Engine, rows: dict, rule=None, **kwargs) -> dict[str, object]:

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def dpi(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    return make_dpi(tmp_path_factory.mktemp("dpi"), patients=60, seed=11)
+    # Seed chosen so that two visiting patients have history to send (the generator changed).
+    return make_dpi(tmp_path_factory.mktemp("dpi"), patients=60, seed=14)
 
 
 def test_a_visiting_run_sends_only_the_visiting_patients(
