@@ -50,7 +50,11 @@ def settings_for(
 
 def send(settings: Settings):
     with dmp_client(settings) as dmp:
-        return dmp.submit(DOCUMENTS[0].entry.patient_id, [(d.entry, d.xml) for d in DOCUMENTS])
+        return dmp.submit(
+            DOCUMENTS[0].entry.patient_id,
+            [(d.entry, d.xml) for d in DOCUMENTS],
+            content_type=DOCUMENTS[0].content_type,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -155,10 +159,10 @@ def test_the_gateway_serves_the_right_certificate(pki, gateway, monkeypatch, tmp
 @pytest.mark.parametrize(
     ("files", "message"),
     [
-        ({"BACKFILL_DMP_TLS_CERT": "client_cert"}, "dmp.tls_cert and dmp.tls_key go together"),
+        ({"BACKFILL_DMP_TLS_CERT": "client_cert"}, "tls_cert and tls_key go together"),
         ({"BACKFILL_DMP_CA_BUNDLE": "/nowhere/ca.pem"}, "dmp.ca_bundle: /nowhere/ca.pem: file not found"),
         ({"BACKFILL_DMP_TLS_CERT": "client_cert", "BACKFILL_DMP_TLS_KEY": "intruder_key"},
-         "cannot be used"),
+         "is not the key of the certificate"),
     ],
     ids=["cert-without-key", "missing-ca", "key-not-of-the-cert"],
 )  # fmt: skip

@@ -54,9 +54,11 @@ def live(document, hash_: str = "ab" * 20) -> dict:
 
 
 def test_a_stored_document_is_found_by_unique_id(dmp, mock) -> None:
-    assert dmp.submit(ANGE[0].entry.patient_id, [(d.entry, d.xml) for d in ANGE]).kind is (
-        OutcomeKind.DONE
-    )
+    assert dmp.submit(
+        ANGE[0].entry.patient_id,
+        [(d.entry, d.xml) for d in ANGE],
+        content_type=ANGE[0].content_type,
+    ).kind is (OutcomeKind.DONE)
     found = dmp.find_entry_uuid(ANGE[0].unique_id, patient_id=ANGE[0].entry.patient_id)
     assert found.kind is OutcomeKind.DONE
     assert found.entry_uuid == ANGE[0].entry.entry_uuid  # the id the mock stored it under
@@ -65,7 +67,9 @@ def test_a_stored_document_is_found_by_unique_id(dmp, mock) -> None:
 
 
 def test_another_patients_document_is_not_found(dmp) -> None:
-    dmp.submit(ANGE[0].entry.patient_id, [(ANGE[0].entry, ANGE[0].xml)])
+    dmp.submit(
+        ANGE[0].entry.patient_id, [(ANGE[0].entry, ANGE[0].xml)], content_type=ANGE[0].content_type
+    )
     other = dmp.find_entry_uuid(ANGE[0].unique_id, patient_id=CAMILLE[0].entry.patient_id)
     assert (other.kind, other.entry_uuid) == (OutcomeKind.DONE, None)
 

@@ -70,6 +70,8 @@ def test_author_specialty_without_its_value_set_is_an_error_not_a_silent_drop(
     tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setenv("BACKFILL_SHARED_DIR", str(tmp_path))  # a folder without the specs
+    # Earlier tests in this process may have looked the code up with the specs present.
+    codes._from_value_set.cache_clear()
     with pytest.raises(FileNotFoundError):
         codes.author_specialty("G15_10/SM04")
 
