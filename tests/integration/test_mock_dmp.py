@@ -27,18 +27,6 @@ def mock():
         yield server
 
 
-@pytest.fixture
-def client(mock):
-    with httpx.Client(base_url=mock.base_url, timeout=10) as http:
-        assert http.post("/_mock/reset").status_code == 200
-        yield http
-
-
-@pytest.fixture
-def url(mock) -> str:
-    return mock.repository_url
-
-
 def stored(client: httpx.Client) -> dict[str, dict]:
     return {d["unique_id"]: d for d in client.get("/_mock/documents").json()}
 

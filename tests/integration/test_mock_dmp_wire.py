@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import httpx
 import pytest
 
 from cda import codes
@@ -24,18 +23,6 @@ URG = GROUPS["IPP000456"]  # an emergency visit
 def mock():
     with MockServer(MockConfig()) as server:
         yield server
-
-
-@pytest.fixture
-def client(mock):
-    with httpx.Client(base_url=mock.base_url, timeout=10) as http:
-        assert http.post("/_mock/reset").status_code == 200
-        yield http
-
-
-@pytest.fixture
-def url(mock) -> str:
-    return mock.repository_url
 
 
 def codes_of(answer) -> tuple[str, ...]:
