@@ -12,10 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,13 +22,8 @@ import httpx
 
 from cda.build import BuiltDocument, build_document
 from cda.examples import ESTABLISHMENT, example_documents
+from connectors.dmp_mock.process import MockProcess
 from connectors.dmp_mock.testing import request_for
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def documents(count: int, pdf_kb: int, offset: int = 0) -> list[BuiltDocument]:
@@ -90,18 +82,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--pdf-kb", type=int, default=50)
     args = parser.parse_args()
-    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "backfill", "--log-level", "WARNING", "mock-dmp", "--port", str(port),
-             "--db", f"sqlite:///{Path(tmp) / 'mock.sqlite'}"],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
+        server = MockProcess(f"sqlite:///{Path(tmp) / 'mock.sqlite'}", Path(tmp) / "mock.log")
+        base = server.start()
         try:
-            for line in server.stderr:  # type: ignore[union-attr]
-                if "mock DMP on" in line:
-                    break
-            base = f"http://127.0.0.1:{port}"
             url = base + "/si-dmp-server/v2/services/repository"
             print(
                 f"mock DMP in its own process; {args.clients} concurrent clients; {args.pdf_kb} KB PDFs"
@@ -119,8 +103,7 @@ def main() -> None:
             elapsed, latencies, failures = drive(url, sets, args.clients)
             report("10-document sets", elapsed, latencies, 10, failures)
         finally:
-            server.terminate()
-            server.wait(timeout=20)
+            server.stop()
 
 
 if __name__ == "__main__":

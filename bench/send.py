@@ -31,7 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mock_dmp import documents as bench_documents
-from mock_dmp import drive, free_port
+from mock_dmp import drive
 
 from backfill.config import DmpSettings, DpiSettings, LedgerSettings, RunSettings, Settings
 from backfill.databases import open_engine
@@ -40,6 +40,7 @@ from backfill.documents import build_selected
 from backfill.pipeline import RunSummary, run
 from backfill.selection import DEFAULT_RULE, decide, load_rule
 from backfill.selection.paris_time import PARIS
+from connectors.dmp_mock.process import MockProcess
 from connectors.dmp_mock.seeding import seed_from_dpi
 from connectors.dmp_mock.testing import request_for
 from connectors.dpi.synthetic.generator import GenerationOptions, generate
@@ -173,18 +174,9 @@ def rss_child(dpi_url: str, files: str, ledger: str, services: str) -> None:
     print(f"{peak:.1f} {summary.acked}")
 
 
-def start_mock(folder: Path) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "backfill", "--log-level", "WARNING", "mock-dmp", "--port", str(port),
-         "--db", f"sqlite:///{folder / 'mock.sqlite'}"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    assert server.stderr is not None
-    for line in server.stderr:
-        if "mock DMP on" in line:
-            break
-    return server, f"http://127.0.0.1:{port}"
+def start_mock(folder: Path) -> tuple[MockProcess, str]:
+    server = MockProcess(f"sqlite:///{folder / 'mock.sqlite'}", folder / "mock.log")
+    return server, server.start()
 
 
 def main() -> None:
@@ -265,8 +257,7 @@ def main() -> None:
                     f"(d) peak RSS of a whole run, {patients} patients: {out[0]} MiB for {out[1]} documents sent"
                 )
         finally:
-            server.terminate()
-            server.wait(timeout=20)
+            server.stop()
 
 
 if __name__ == "__main__":

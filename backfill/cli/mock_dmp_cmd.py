@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,7 @@ from backfill.logs import get_logger
 from backfill.outputs import write_output
 from connectors.dmp.client import REPOSITORY_PATH, SERVICES_PATH
 from connectors.dmp_mock.app import MockConfig
+from connectors.dmp_mock.process import BANNER
 from connectors.dmp_mock.queries import SeedConflict, SeedEntry, seed
 from connectors.dmp_mock.registry import Registry
 from connectors.dmp_mock.seeding import live_feed_documents
@@ -117,7 +119,13 @@ def mock_dmp(
         max_body_bytes=max_body_mb * 1024 * 1024, trust_ca=trust_ca,
     )  # fmt: skip
     try:
-        server_config = uvicorn_config(config, host, port, tls, log_level="info")
+        server_config = uvicorn_config(
+            config,
+            host,
+            port,
+            tls,
+            log_level=(state.log_level or state.settings().logging.level).lower(),
+        )
     except sa.exc.SQLAlchemyError as exc:
         raise ConfigError(
             f"--db {describe_url(db)}: the store cannot be opened ({type(exc).__name__}: {getattr(exc, 'orig', None) or exc})"
@@ -142,12 +150,18 @@ def mock_dmp(
                 raise ConfigError(
                     f"--port-file {port_file}: cannot write: {exc.strerror or exc}"
                 ) from None
-        # A log event, not a print: off a terminal with JSON logs, stderr is JSON lines only.
         repository = f"{scheme}://{host}:{bound}{REPOSITORY_PATH}"
         dmp_url = f"{scheme}://{host}:{bound}{SERVICES_PATH}"
+        # The address is the command's output (stdout, one line, whatever the log level): the
+        # operator and the programs that start the mock (`connectors.dmp_mock.process`) read it.
+        # The log event beside it carries the same facts as fields for JSON log readers.
+        typer.echo(
+            f"{BANNER} {repository}; set dmp.url = {dmp_url}"
+            + (f"; {seeded} live-sent documents seeded from the DPI" if seeded is not None else "")
+        )
+        sys.stdout.flush()
         log.info(
-            f"mock DMP on {repository}; set dmp.url = {dmp_url}"
-            + (f"; {seeded} live-sent documents seeded from the DPI" if seeded is not None else ""),
+            "mock_dmp_listening",
             repository=repository,
             dmp_url=dmp_url,
             port=bound,

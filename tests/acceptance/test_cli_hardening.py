@@ -163,11 +163,11 @@ def test_mock_dmp_on_port_0_says_and_writes_the_port_it_bound(tmp_path: Path) ->
     process = subprocess.Popen(
         [sys.executable, "-m", "backfill", "mock-dmp", "--port", "0", "--port-file", str(port_file),
          "--db", "sqlite:///store.sqlite"],
-        cwd=tmp_path, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
         banner = ""
-        for line in process.stderr:  # type: ignore[union-attr]
+        for line in process.stdout:  # type: ignore[union-attr]
             if "mock DMP on" in line:  # printed once the port is bound, after the port file
                 banner = line
                 break

@@ -29,11 +29,11 @@ def test_mock_dmp_serves_until_stopped(tmp_path: Path) -> None:
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "backfill", "mock-dmp", "--port", str(port), "--db", "sqlite:///store.sqlite"],
-        cwd=tmp_path, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
         seen = []
-        for line in process.stderr:  # type: ignore[union-attr]
+        for line in process.stdout:  # type: ignore[union-attr]
             seen.append(line)
             if "mock DMP on" in line:  # printed once the port is bound and listening
                 break
@@ -102,11 +102,11 @@ def test_seeding_from_the_dpi_before_serving(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "backfill", "mock-dmp", "--port", str(port), "--db",
          "sqlite:///store.sqlite", "--seed-from-dpi"],
-        cwd=tmp_path, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
         seen = []
-        for line in process.stderr:  # type: ignore[union-attr]
+        for line in process.stdout:  # type: ignore[union-attr]
             seen.append(line)
             if "mock DMP on" in line:
                 break

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 
 from backfill.databases import open_engine
 from backfill.ledger import Ledger
+from connectors.dmp_mock.process import MockProcess
 from connectors.dmp_mock.seeding import seed_from_dpi
 from tests.conftest import Database
 from tests.integration.pipeline_support import (
@@ -37,12 +37,6 @@ pytestmark = pytest.mark.slow
 WAIT_LIMIT = 120.0  # seconds: a guard against a hung child, never a pace
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def dpi(tmp_path_factory: pytest.TempPathFactory) -> Dpi:
     return make_dpi(tmp_path_factory.mktemp("dpi"), patients=40, seed=9)
@@ -50,27 +44,13 @@ def dpi(tmp_path_factory: pytest.TempPathFactory) -> Dpi:
 
 @pytest.fixture
 def mock_process(tmp_path: Path, dpi: Dpi) -> Iterator[str]:
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "backfill", "--log-level", "WARNING", "mock-dmp", "--port",
-         str(port), "--db", f"sqlite:///{tmp_path / 'mock.sqlite'}"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert server.stderr is not None
-        for line in server.stderr:
-            if "mock DMP on" in line:
-                break
-        base = f"http://127.0.0.1:{port}"
+    with MockProcess(f"sqlite:///{tmp_path / 'mock.sqlite'}", tmp_path / "mock.log") as server:
         engine = open_engine(dpi.url, "DPI")
         try:
-            seed_from_dpi(engine, base)
+            seed_from_dpi(engine, server.base_url)
         finally:
             engine.dispose()
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+        yield server.base_url
 
 
 def _env(dpi: Dpi, ledger_url: str, base: str, folder: Path, rate: float) -> dict[str, str]:
