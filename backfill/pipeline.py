@@ -57,6 +57,7 @@ from backfill.selection.paris_time import PARIS
 from backfill.submission_sets import split_sets
 from backfill.visiting import visiting_ipps
 from cda.build import BuiltDocument
+from cda.specs import find_specs
 from connectors.dmp.client import OutcomeKind, SubmitResult
 
 __all__ = [
@@ -680,6 +681,9 @@ async def run(
     """One run of the sender (see the module docstring). `client` and `stop` are seams for
     tests and benchmarks; the CLI passes neither."""
     settings.require("dpi.url")
+    # Every document is checked against the official schemas before it goes: without them
+    # nothing can go, which is configuration (exit 2) said once, not a failure per patient.
+    find_specs()
     lookahead = settings.run.lookahead_days if lookahead_days is None else lookahead_days
     summary = RunSummary(mode=mode, dry_run=dry_run)
     started = time.monotonic()

@@ -23,7 +23,7 @@ from rich.progress import (
 
 from backfill.cli._app import err_console
 
-__all__ = ["progress"]
+__all__ = ["SendingBar", "progress"]
 
 
 def _ignore(_done: int) -> None:
@@ -46,3 +46,30 @@ def progress(description: str, total: int | None = None) -> Iterator[Callable[[i
     with Progress(*columns, console=err_console, transient=True) as display:
         task = display.add_task(description, total=total)
         yield lambda done: display.update(task, completed=done)
+
+
+class SendingBar:
+    """The pipeline's progress, as a rich bar on stderr (patients done, documents acknowledged)."""
+
+    def __init__(self, total: int | None = None) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]sending[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("patients · {task.fields[acked]} documents acknowledged"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        )
+        self._task = self._progress.add_task("send", total=total, acked=0)
+        self._acked = 0
+
+    def start(self, patients_hint: int | None) -> None:
+        self._progress.start()
+
+    def advance(self, documents: int, acked: int) -> None:
+        self._acked += acked
+        self._progress.update(self._task, advance=documents, acked=self._acked)
+
+    def stop(self) -> None:
+        self._progress.stop()

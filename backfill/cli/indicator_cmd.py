@@ -43,15 +43,20 @@ def _write_json(path: Path, payload: Any) -> None:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _months_to_show(month: Month, now: dt.datetime) -> list[Month]:
+def months_to_show(month: Month, now: dt.datetime) -> list[Month]:
     """The month asked for, and, when it is still running, the last complete month beside it."""
     if Month.of(now) == month:
         return [month.previous(), month]
     return [month]
 
 
-def measure(settings: Settings, months: list[Month], now: dt.datetime) -> list[MonthFigures]:
-    """DS1.4, DS1.1 and DS1.2 of each month, on one DPI connection with the ledger's acks loaded."""
+def measure(
+    settings: Settings, months: list[Month], now: dt.datetime, notes: list[str] | None = None
+) -> list[MonthFigures]:
+    """DS1.4, DS1.1 and DS1.2 of each month, on one DPI connection with the ledger's acks loaded.
+
+    A note on the sources (no ledger yet, say) goes to `notes` when given, else to stderr.
+    """
     settings.require("dpi.url")
     assert settings.dpi.url is not None
     kinds = load_rule(settings.rules.file, settings.live_feed.kinds).kinds
@@ -59,7 +64,9 @@ def measure(settings: Settings, months: list[Month], now: dt.datetime) -> list[M
     try:
         with translate_errors("DPI", settings.dpi.url), engine.connect() as conn:
             note = load_ledger_acks(conn, settings)
-            if note:
+            if note and notes is not None:
+                notes.append(note)
+            elif note:
                 err_console.print(note)
             return [
                 measure_month(
@@ -119,7 +126,7 @@ def indicator(
     settings = state.settings()
     now = dt.datetime.now(dt.UTC)
     wanted = parse_month(month, now)
-    figures = measure(settings, _months_to_show(wanted, now), now)
+    figures = measure(settings, months_to_show(wanted, now), now)
     out_console.print(ds14_table([f.ds14 for f in figures]))
     if figures[-1].ds14.month_to_date:
         out_console.print(

@@ -13,42 +13,15 @@ import datetime as dt
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from backfill.cli._app import app, err_console, out_console, state
+from backfill.cli._progress import SendingBar
 from backfill.cli.audit_cmd import parse_as_of, parse_window
 from backfill.errors import ConfigError
 from backfill.pipeline import RunSummary, run, until_instant
 from backfill.selection import Rule, Window, load_rule
 
 __all__ = ["catch_up_command", "run_command", "send_command"]
-
-
-class _Bar:
-    """The pipeline's progress, as a rich bar on stderr (patients done, documents acknowledged)."""
-
-    def __init__(self) -> None:
-        self._progress = Progress(
-            TextColumn("[bold]sending[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("patients · {task.fields[acked]} documents acknowledged"),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=True,
-        )
-        self._task = self._progress.add_task("send", total=None, acked=0)
-        self._acked = 0
-
-    def start(self, patients_hint: int | None) -> None:
-        self._progress.start()
-
-    def advance(self, documents: int, acked: int) -> None:
-        self._acked += acked
-        self._progress.update(self._task, advance=documents, acked=self._acked)
-
-    def stop(self) -> None:
-        self._progress.stop()
 
 
 def _go(
@@ -67,7 +40,7 @@ def _go(
 ) -> None:
     settings = state.settings()
     deadline = until_instant(until, dt.datetime.now(dt.UTC)) if until else None
-    progress = _Bar() if err_console.is_terminal and not dry_run else None
+    progress = SendingBar() if err_console.is_terminal and not dry_run else None
     summary: RunSummary = asyncio.run(
         run(
             settings,

@@ -65,6 +65,9 @@ class MockProcess:
                 stdin=subprocess.DEVNULL,
                 text=True,
                 env=dict(self.env) if self.env is not None else None,
+                # Its own session: a Ctrl-C at the terminal reaches the program that started it,
+                # which stops it once its own requests are settled, not mid-answer.
+                start_new_session=True,
             )
         assert self._process.stdout is not None
         line = self._process.stdout.readline()  # the banner, or "" when the child exited

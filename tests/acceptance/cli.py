@@ -7,20 +7,26 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["generate_dpi", "run_backfill"]
+__all__ = ["clean_env", "generate_dpi", "run_backfill"]
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment with no BACKFILL_* variable but the shared-schemas folder and the cache."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BACKFILL_") or k in ("BACKFILL_SHARED_DIR", "BACKFILL_CACHE_DIR")
+    }
+    env["COLUMNS"] = "200"  # rich wraps tables to the terminal: keep lines whole
+    env.update(extra or {})
+    return env
 
 
 def run_backfill(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m backfill ARGS` with no BACKFILL_* variable but the shared-schemas folder."""
-    full_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("BACKFILL_") or k in ("BACKFILL_SHARED_DIR", "BACKFILL_CACHE_DIR")
-    }
-    full_env["COLUMNS"] = "200"  # rich wraps tables to the terminal: keep lines whole
-    full_env.update(env or {})
+    """`python -m backfill ARGS` in `clean_env` (plus `env`)."""
+    full_env = clean_env(env)
     return subprocess.run(
         [sys.executable, "-m", "backfill", *args],
         check=False,
