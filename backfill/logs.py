@@ -85,6 +85,15 @@ def redact_personal_data(
     return event_dict
 
 
+def _drop_terminal_colours(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """uvicorn passes a copy of its message with ANSI colour codes (`color_message`) in `extra`:
+    escape codes have no place in a JSON line, and the plain `event` says the same."""
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
 def _shared_processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -117,7 +126,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), _drop_terminal_colours, *shared],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = logging.StreamHandler(stream)

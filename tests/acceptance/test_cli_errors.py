@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.acceptance.cli import generate_dpi
 from tests.acceptance.cli import run_backfill as _backfill
 
 
@@ -45,3 +46,22 @@ def test_config_hides_database_passwords(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "s3cret" not in result.stdout
     assert "backfill:***@db.example" in result.stdout
+
+
+def test_run_without_the_schemas_exits_2_before_touching_anything(tmp_path: Path) -> None:
+    """Every document is checked against the official schemas before it goes: without them the
+    run refuses at once (configuration), not patient by patient; no ledger is created."""
+    dpi = generate_dpi(tmp_path)
+    env = {
+        "BACKFILL_DPI_URL": f"sqlite:///{dpi}",
+        "BACKFILL_LEDGER_URL": "sqlite:///ledger.sqlite",
+        "BACKFILL_DMP_URL": "http://127.0.0.1:9/si-dmp-server/v2/services",
+        "BACKFILL_SHARED_DIR": "",
+    }
+    for command in (("run",), ("run", "--dry-run"), ("demo", "--workdir", "w")):
+        result = _backfill(*command, cwd=tmp_path, env=env)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "schemas are not configured" in result.stderr
+        assert "BACKFILL_SHARED_DIR" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "ledger.sqlite").exists()

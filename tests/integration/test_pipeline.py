@@ -190,6 +190,27 @@ def test_max_documents_stops_with_exit_3_and_the_next_run_finishes(
     assert ours(mock) == sorted(expected)
 
 
+def test_until_reached_stops_with_exit_3_and_the_next_run_finishes(
+    dpi, mock, database: Database, tmp_path: Path
+) -> None:
+    """`--until` already reached when the run starts sending: it takes no more patients, says
+    why, leaves the ledger whole; the next run sends the rest, nothing twice."""
+    import datetime as dt
+
+    settings = settings_for(dpi, database.url, mock.services_url, tmp_path)
+    expected = selected_unique_ids(dpi)
+    first = send(settings, until=dt.datetime.now(dt.UTC))
+    assert first.exit_code == 3, first.lines()
+    assert first.stop_reason is not None
+    assert "--until" in first.stop_reason
+    assert first.invariant is not None
+    assert first.invariant.holds
+    assert first.acked < len(expected)
+    second = send(settings)
+    assert second.exit_code == 0, second.lines()
+    assert ours(mock) == sorted(expected)
+
+
 def test_faults_and_an_outage_end_with_everything_acked_once_and_no_retry_storm(
     dpi, mock, database: Database, tmp_path: Path
 ) -> None:

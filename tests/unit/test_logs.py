@@ -63,6 +63,19 @@ def test_nir_in_free_text_and_tracebacks_is_masked(log_stream: io.StringIO) -> N
     assert text.count("<NIR>") >= 3  # message, exception text (and its source line), stdlib record
 
 
+def test_uvicorn_lines_carry_no_terminal_escape_codes(log_stream: io.StringIO) -> None:
+    """uvicorn hands a coloured copy of its message in `extra`; a JSON line must not carry it."""
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]",
+        42,
+        extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
+    )
+    (line,) = _lines(log_stream)
+    assert line["event"] == "Started server process [42]"
+    assert "color_message" not in line
+    assert "\x1b" not in log_stream.getvalue()
+
+
 @given(
     st.text(alphabet="0123456789", min_size=12, max_size=12).map(lambda s: "1" + s),
 )
