@@ -14,16 +14,19 @@ returned says so.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 
 from backfill.config import Settings
-from backfill.databases import describe_url
-from backfill.indicator import ACKED_TABLE, load_acked
+from backfill.databases import describe_url, open_engine
+from backfill.indicator import ACKED_TABLE, Ds14, Month, compute_ds14, load_acked
 from backfill.ledger import DocState, Ledger
 from backfill.ledger.schema import bf_document
+from backfill.selection import load_rule
 
-__all__ = ["load_ledger_acks", "same_database"]
+__all__ = ["load_ledger_acks", "month_to_date_ds14", "same_database"]
 
 
 def same_database(dpi_url: str, ledger_url: str) -> bool:
@@ -62,3 +65,26 @@ def load_ledger_acks(conn: Connection, settings: Settings) -> str | None:
     finally:
         ledger.close()
     return None
+
+
+def month_to_date_ds14(settings: Settings, now: dt.datetime) -> Ds14:
+    """DS1.4 of the month of `now`, to date, with the ledger's acknowledged documents.
+
+    What every run's summary shows before and after sending (DESIGN §12); the eligible kinds are
+    those of the configured history rule, as for `backfill indicator`.
+    """
+    assert settings.dpi.url is not None
+    kinds = load_rule(settings.rules.file, settings.live_feed.kinds).kinds
+    engine = open_engine(settings.dpi.url, "DPI", check=False, must_exist=True)
+    try:
+        with engine.connect() as conn:
+            load_ledger_acks(conn, settings)
+            return compute_ds14(
+                conn,
+                Month.of(now),
+                now=now,
+                encounter_types=settings.indicator.encounter_types,
+                eligible_kinds=kinds,
+            )
+    finally:
+        engine.dispose()

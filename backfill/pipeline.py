@@ -37,6 +37,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from sqlalchemy.engine import Engine
 
@@ -46,6 +47,8 @@ from backfill.databases import open_engine
 from backfill.dmp_session import async_dmp_client
 from backfill.documents import BuildOutcome
 from backfill.errors import BackfillError, ConfigError
+from backfill.indicator import Ds14
+from backfill.indicator_sources import month_to_date_ds14
 from backfill.ledger import DocResult, DocState, Invariant, Ledger, PendingDocument, Selected
 from backfill.ledger import SendingDocument as LedgerSending
 from backfill.logs import get_logger
@@ -128,6 +131,10 @@ class RunSummary:
     elapsed: float = 0.0
     invariant: Invariant | None = None
     problems: list[str] = field(default_factory=list)
+    ds14_before: Ds14 | None = None
+    """DS1.4 of the month to date when the run started sending, and when it ended"""
+    ds14_after: Ds14 | None = None
+    started: float = field(default_factory=time.monotonic, repr=False)
 
     @property
     def rate(self) -> float:
@@ -156,6 +163,13 @@ class RunSummary:
             )
         if self.invariant is not None:
             out.append("invariant: " + self.invariant.describe())
+        before, after = self.ds14_before, self.ds14_after
+        if before is not None and after is not None:
+            out.append(
+                f"DS1.4 {after.month} to date: {_percent(before)} before the run, "
+                f"{_percent(after)} after ({after.numerator} of {after.denominator} "
+                "returning-patient stays; target 50 %)"
+            )
         out.extend(f"problem: {p}" for p in self.problems)
         return out
 
@@ -179,7 +193,22 @@ class RunSummary:
             "rate": round(self.rate, 3),
             "invariant": self.invariant.as_json() if self.invariant else None,
             "problems": list(self.problems),
+            "ds14_before": self.ds14_before.as_json() if self.ds14_before else None,
+            "ds14_after": self.ds14_after.as_json() if self.ds14_after else None,
         }
+
+
+def _percent(figure: Ds14) -> str:
+    return "—" if figure.rate is None else f"{float(figure.rate) * 100:.1f} %"
+
+
+def _tracked_ds14(settings: Settings) -> Ds14 | None:
+    """The month's DS1.4 now, or None with a warning: tracking the indicator never fails a run."""
+    try:
+        return month_to_date_ds14(settings, dt.datetime.now(dt.UTC))
+    except (BackfillError, sa.exc.SQLAlchemyError) as exc:
+        log.warning("ds14.not_tracked", error=f"{type(exc).__name__}: {exc}"[:300])
+        return None
 
 
 class StopSwitch:
@@ -686,7 +715,6 @@ async def run(
     find_specs()
     lookahead = settings.run.lookahead_days if lookahead_days is None else lookahead_days
     summary = RunSummary(mode=mode, dry_run=dry_run)
-    started = time.monotonic()
     engine = open_engine(settings.dpi.url, "DPI")  # type: ignore[arg-type]
     try:
         if visiting:
@@ -735,7 +763,7 @@ async def run(
                 )
     finally:
         engine.dispose()
-        summary.elapsed = time.monotonic() - started
+        summary.elapsed = time.monotonic() - summary.started
     if summary.refused and summary.exit_code == 0:
         summary.exit_code = 1
     return summary
@@ -878,6 +906,7 @@ async def _send_run(
         ),
     )
     log.info("run.selected", run_id=run_id, documents=taken)
+    summary.ds14_before = _tracked_ds14(settings)
     rng = random.Random(seed)
     pool = BuildPool(
         settings.dpi.url,  # type: ignore[arg-type]
@@ -918,6 +947,9 @@ async def _send_run(
         summary.invariant = invariant
         summary.by_state = {state.value: n for state, n in invariant.by_state.items()}
         summary.exit_code = _exit_code(summary, invariant)
+        if summary.ds14_before is not None:
+            summary.ds14_after = _tracked_ds14(settings)
+        summary.elapsed = time.monotonic() - summary.started
         ledger.finish_run(run_id, exit_status=summary.exit_code, counts=summary.as_json())
         log.info("run.end", **_log_fields(summary))
         _write_metrics(settings.run.metrics_file, summary)
@@ -1067,6 +1099,11 @@ def _write_metrics(path: Path | None, summary: RunSummary) -> None:
             int(bool(summary.invariant and summary.invariant.holds)),
         ),
         ("backfill_run_finished_timestamp", "When the last run ended (Unix time)", time.time()),
+        *(
+            (f"backfill_run_ds14_{when}", f"DS1.4 of the month to date {when} the last run", value)
+            for when, figure in (("before", summary.ds14_before), ("after", summary.ds14_after))
+            if figure is not None and (value := figure.rate) is not None
+        ),
     ):
         Gauge(name, help_text, ["mode"], registry=registry).labels(**labels).set(value)
     path.parent.mkdir(parents=True, exist_ok=True)

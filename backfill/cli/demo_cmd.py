@@ -197,12 +197,12 @@ def _months(settings: Settings) -> list[Ds14]:
 def _send(demo: DemoRun) -> None:
     """The sender itself (`backfill.pipeline.run`) on every selected document, with its ledger."""
     settings = demo.sending_settings()
-    demo.ds14_before = _months(settings)[-1]
     patients = len({d.ipp for d in demo.selected})
     bar = SendingBar(None if demo.start.resumed else patients) if err_console.is_terminal else None
     summary = asyncio.run(
         run(settings, mode="demo", rule=load_rule(DEFAULT_RULE), as_of=demo.as_of, progress=bar)
     )
+    demo.ds14_before = summary.ds14_before
     for line in summary.lines():
         out_console.print(line, markup=False)
     if summary.exit_code == 3 and summary.stop_reason and "signal" in summary.stop_reason:
