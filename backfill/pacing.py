@@ -11,7 +11,9 @@ One `Pacer` per run, shared by every sender task (DESIGN §7, "Rate"):
 - the rate adapts below the ceiling: halved at each pushback (once per pause), raised by a step
   after each success (multiplicative decrease, additive increase);
 - a pause longer than `max_retry_wait` is not waited out: `DmpWaitTooLong` ends the run's
-  sending, and the documents wait in the ledger for their `next_attempt_at`.
+  sending, and the documents wait in the ledger for their `next_attempt_at`; so does a streak of
+  pushbacks long enough for the backoff to reach `max_retry_wait` (a DMP down or unreachable:
+  about one to two such waits of probing, not a night of it).
 
 `retrying` drives one submission set's attempts with tenacity: jittered exponential backoff,
 Retry-After honoured, at most `max_attempts` attempts and no single wait above `max_retry_wait`.
@@ -83,11 +85,20 @@ class Signal(enum.Enum):
 
 
 class DmpWaitTooLong(Exception):
-    """The DMP asked for a pause longer than `max_retry_wait`: stop sending in this run."""
+    """The DMP asked for a pause longer than `max_retry_wait`, or kept pushing back until the
+    backoff reached it (down, unreachable): stop sending in this run."""
 
-    def __init__(self, wait: float) -> None:
-        super().__init__(f"the DMP asked to wait {wait:.0f} s, more than dmp.max_retry_wait")
-        self.wait = wait
+    def __init__(self, wait: float, streak: int = 0) -> None:
+        if streak:
+            message = (
+                f"the DMP pushed back {streak} times in a row (busy, refused or unreachable) "
+                f"until the next pause would exceed dmp.max_retry_wait; the documents wait for "
+                "the next run"
+            )
+        else:
+            message = f"the DMP asked to wait {wait:.0f} s, more than dmp.max_retry_wait"
+        super().__init__(message)
+        self.wait, self.streak = wait, streak
 
 
 class JitteredBackoff(wait_base):
@@ -101,8 +112,12 @@ class JitteredBackoff(wait_base):
     def __init__(self, base: float, cap: float, rng: random.Random) -> None:
         self.base, self.cap, self.rng = base, cap, rng
 
+    def uncapped(self, number: int) -> float:
+        """base·2^(n−1), before the cap and the jitter."""
+        return self.base * 2 ** max(0, min(number - 1, 30))
+
     def for_attempt(self, number: int) -> float:
-        ceiling = min(self.cap, self.base * 2 ** max(0, min(number - 1, 30)))
+        ceiling = min(self.cap, self.uncapped(number))
         return ceiling * (0.5 + self.rng.random() / 2)
 
     def __call__(self, retry_state: RetryCallState) -> float:
@@ -141,6 +156,7 @@ class Pacer:
         self._pushbacks = 0  # in a row, since the last success
         self._probing = False
         self._too_long: float | None = None
+        self._too_long_streak = 0
         self._next_start = 0.0  # adaptive spacing below the ceiling (GCRA's theoretical time)
         self._changed = asyncio.Event()
         # What a run summary reports.
@@ -184,7 +200,7 @@ class Pacer:
         """Wait out the shared pause; after a pushback only one request (the probe) goes."""
         while True:
             if self._too_long is not None:
-                raise DmpWaitTooLong(self._too_long)
+                raise DmpWaitTooLong(self._too_long, self._too_long_streak)
             changed, left = self._changed, self._paused_until - self._now()
             if left > 0:
                 with contextlib.suppress(TimeoutError):
@@ -242,6 +258,10 @@ class Pacer:
         )
         if wait > self.settings.max_retry_wait:
             self._too_long = wait
+        elif retry_after is None and self._backoff.uncapped(self._pushbacks) > self._backoff.cap:
+            # Backed off to the cap and still refused: a DMP down (or a wrong address) is not
+            # probed all night; the run ends and says so, the documents keep their state.
+            self._too_long, self._too_long_streak = wait, self._pushbacks
         until = now + min(wait, self.settings.max_retry_wait)
         if until > self._paused_until:
             self.paused_seconds += until - max(now, self._paused_until)

@@ -211,6 +211,30 @@ def test_until_reached_stops_with_exit_3_and_the_next_run_finishes(
     assert ours(mock) == sorted(expected)
 
 
+def test_a_dmp_unreachable_from_the_start_ends_the_run_with_exit_3_and_marks_nothing(
+    dpi, database: Database, tmp_path: Path
+) -> None:
+    """Nothing listens at the configured address (a DMP down, a wrong port): after a few probes
+    backing off to dmp.max_retry_wait the run stops sending, says why, and every document keeps
+    a state the next run takes up; nothing is rejected."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    services = f"http://127.0.0.1:{port}/si-dmp-server/v2/services"
+    settings = settings_for(dpi, database.url, services, tmp_path, max_retry_wait=2.0)
+    summary = send(settings)
+    assert summary.exit_code == 3, summary.lines()
+    assert summary.stop_reason is not None
+    assert "in a row" in summary.stop_reason
+    assert summary.acked == 0
+    assert summary.posts <= 8, "the probes back off; no request per waiting set"
+    assert summary.invariant is not None
+    assert summary.invariant.holds
+    assert "rejected" not in ledger_states(database.url)
+
+
 def test_faults_and_an_outage_end_with_everything_acked_once_and_no_retry_storm(
     dpi, mock, database: Database, tmp_path: Path
 ) -> None:

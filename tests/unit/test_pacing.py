@@ -196,6 +196,38 @@ def test_a_pause_longer_than_max_retry_wait_stops_the_senders() -> None:
         run_virtual(main())
 
 
+def test_a_dmp_that_keeps_refusing_ends_the_sending_once_the_backoff_reaches_its_cap() -> None:
+    """A DMP down or unreachable from the start (connection refused, no Retry-After): the probes
+    back off 0.5, 1, 2, 4, 8 s…; once the next pause would exceed max_retry_wait the run stops
+    sending and says so, rather than probing all night."""
+
+    async def main(probes: list[int]) -> None:
+        p = pacer(max_retry_wait=10.0)
+        while True:
+            async with p.slot(1) as slot:
+                probes.append(1)
+                slot.report(Signal.PUSHBACK)
+
+    probes: list[int] = []
+    with pytest.raises(DmpWaitTooLong, match="pushed back 6 times in a row"):
+        run_virtual(main(probes))
+    assert len(probes) == 6  # pauses of 0.5 to 8 s are waited out; the sixth's 16 s is not
+
+
+def test_a_streak_broken_by_a_success_starts_over() -> None:
+    async def main() -> int:
+        p = pacer(max_retry_wait=10.0)
+        sent = 0
+        for _ in range(3):  # three outages of four refusals each, each ended by a success
+            for signal in [Signal.PUSHBACK] * 4 + [Signal.OK]:
+                async with p.slot(1) as slot:
+                    slot.report(signal)
+                    sent += 1
+        return sent
+
+    assert run_virtual(main()) == 15
+
+
 def test_a_probe_cut_before_its_answer_lets_another_probe_go() -> None:
     async def main() -> bool:
         p = pacer()
