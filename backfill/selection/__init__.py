@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backfill.selection.codes import check_rule_codes
 from backfill.selection.compiler import Window, compile_decisions
 from backfill.selection.decisions import Decision, decide
 from backfill.selection.facts import InMemoryLedgerFacts, LedgerFacts
@@ -18,6 +19,7 @@ __all__ = [
     "Reason",
     "Rule",
     "Window",
+    "check_rule_codes",
     "compile_decisions",
     "decide",
     "load_rule",

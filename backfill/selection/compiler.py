@@ -10,12 +10,18 @@ document's instant (fold=0) against the bound instant".
 
 Optional contract columns (`contract.OPTIONAL_COLUMNS`) are named only when the DPI has them
 (`present`, reflected by the caller); a missing one reads as NULL.
+
+A rule's per-kind refinements (`Rule.per_kind`) are branches of the same CASE (a depth per
+kind in `older_than_depth`, the filters as `not_relevant`); `latest = N` wraps that query in
+one more SELECT numbering, per patient and kind, the rows the CASE selects (ROW_NUMBER, most
+recent first): the rows numbered above N are `beyond_kind_limit`. Without `latest` the query
+has no window and no wrapping.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import sqlalchemy as sa
@@ -68,6 +74,8 @@ class TimeBounds:
     not_future: WallClockSet  # complement: created_at after as_of
     kept_from: WallClockSet  # created_at at or after the depth cut-off / window start
     window_end: WallClockSet | None  # created_at at or after the window's end (excluded)
+    # Kinds whose own depth (`[per_kind.X] depth_years`) differs from the rule's: their cut-off.
+    kind_kept_from: dict[str, WallClockSet] = field(default_factory=dict)
 
 
 def time_bounds(rule: Rule, as_of: dt.datetime, window: Window | None = None) -> TimeBounds:
@@ -82,8 +90,17 @@ def time_bounds(rule: Rule, as_of: dt.datetime, window: Window | None = None) ->
             wall_clock_after(window.end, inclusive=True),
         )
     assert rule.depth_years is not None
-    cutoff = instant_of(minus_years(wall_clock_of(as_of), rule.depth_years))
-    return TimeBounds(future, wall_clock_after(cutoff, inclusive=True), None)
+
+    def kept_from(years: int) -> WallClockSet:
+        cutoff = instant_of(minus_years(wall_clock_of(as_of), years))
+        return wall_clock_after(cutoff, inclusive=True)
+
+    own = {
+        kind: kept_from(depth)
+        for kind in rule.kinds
+        if (depth := rule.depth_for(kind)) is not None and depth != rule.depth_years
+    }
+    return TimeBounds(future, kept_from(rule.depth_years), None, own)
 
 
 def _in_set(column: ColumnElement[dt.datetime], wall: WallClockSet) -> ColumnElement[bool]:
@@ -239,6 +256,20 @@ def compile_decisions(
     )
     if bounds.window_end is None:
         outside = sa.not_(_in_set(d.c.created_at, bounds.kept_from))
+        if bounds.kind_kept_from:
+            # A kind with its own depth is compared with its own cut-off, the others with the
+            # rule's (AND/OR, not a CASE: Oracle and SQL Server have no boolean CASE value).
+            own = sorted(bounds.kind_kept_from)
+            outside = sa.or_(
+                sa.and_(d.c.kind.not_in(own), outside),
+                *(
+                    sa.and_(
+                        d.c.kind == kind,
+                        sa.not_(_in_set(d.c.created_at, bounds.kind_kept_from[kind])),
+                    )
+                    for kind in own
+                ),
+            )
     else:
         outside = sa.or_(
             sa.not_(_in_set(d.c.created_at, bounds.kept_from)),
@@ -390,6 +421,9 @@ def compile_decisions(
         (s.c.status == "cancelled", Reason.STAY_CANCELLED),
         (sa.and_(minor, policy == _POLICY_CODES["hold_back"]), Reason.MINOR_HELD_BACK),
     ]
+    irrelevant = _not_relevant(rule, d.c.kind, d.c.unit_code, author.c.specialty_code, u)
+    if irrelevant is not None:
+        appended.append((irrelevant, Reason.NOT_RELEVANT))
 
     def ranked(branches: list[tuple[ColumnElement[bool], Reason]]) -> ColumnElement[int]:
         whens = [(cond, sa.literal(reason.rank, sa.Integer())) for cond, reason in branches]
@@ -452,7 +486,81 @@ def compile_decisions(
         .outerjoin(s, s.c.stay_id == d.c.stay_id)
         .outerjoin(shared, shared.c.matricule == p.c.ins_matricule)
     )
+    limits = {kind: r.latest for kind, r in rule.per_kind.items() if r.latest is not None}
+    if limits:
+        return _limited(query, limits, identity_aside=identity_aside, ordered=ordered)
     if ordered:
         # One patient's documents together (the unit of work), reproducible order.
         query = query.order_by(d.c.ipp, d.c.set_id, d.c.version, d.c.document_id)
     return query
+
+
+def _not_relevant(
+    rule: Rule,
+    kind: ColumnElement[str],
+    unit_code: ColumnElement[str],
+    specialty: ColumnElement[str],
+    unit: sa.Alias,
+) -> ColumnElement[bool] | None:
+    """A per-kind filter of the rule drops the document (None: the rule has no filter)."""
+    columns = {
+        "dpi_document.unit_code": unit_code,
+        "dpi_author.specialty_code": specialty,
+        "dpi_unit.practice_setting_code": unit.c.practice_setting_code,
+    }
+    per_kind = []
+    for name, refinement in sorted(rule.per_kind.items()):
+        dropped = []
+        for key, column_name, codes in refinement.filters:
+            column = columns[column_name]
+            if key.startswith("exclude_"):
+                # NULL IN (…) is NULL, which a CASE branch reads as false: no code, not excluded.
+                dropped.append(column.in_(sorted(codes)))
+            else:  # an include list: no code is not among the listed codes
+                dropped.append(sa.or_(column.is_(None), column.not_in(sorted(codes))))
+        if dropped:
+            per_kind.append(sa.and_(kind == name, sa.or_(*dropped)))
+    return sa.or_(*per_kind) if per_kind else None
+
+
+def _limited(
+    query: sa.Select[tuple[object, ...]],
+    limits: dict[str, int],
+    *,
+    identity_aside: bool,
+    ordered: bool,
+) -> sa.Select[tuple[object, ...]]:
+    """`query` with `beyond_kind_limit` for the rows past the `limits[kind]` most recent.
+
+    Rows are numbered per (ipp, kind, rank): partitioning by the rank puts the rows the query
+    selects (rank 0) in partitions of their own, so only they use up the N places. Most recent
+    first: created_at descending, then document_id descending in binary order (the same on
+    every database whatever its collation).
+    """
+    inner = query.subquery("decided")
+    c = inner.c
+    beyond = sa.literal(Reason.BEYOND_KIND_LIMIT.rank, sa.Integer())
+    limit = sa.case(
+        *((c.kind == kind, sa.literal(n, sa.Integer())) for kind, n in sorted(limits.items()))
+    )
+
+    def limited(rank: ColumnElement[int]) -> ColumnElement[int]:
+        place = sa.func.row_number().over(
+            partition_by=(c.ipp, c.kind, rank),
+            order_by=(c.created_at.desc(), ps.binary_order(c.document_id).desc()),
+        )
+        # `limit` is NULL for a kind without one: the comparison is not true, the rank stays.
+        return sa.case((sa.and_(rank == 0, place > limit), beyond), else_=rank)
+
+    columns: list[ColumnElement[object]] = []
+    for column in inner.c:
+        if column.name == "rank":
+            columns.append(limited(column).label("rank"))
+        elif column.name == "rank_identity_aside" and identity_aside:
+            columns.append(limited(column).label("rank_identity_aside"))
+        else:
+            columns.append(column)
+    outer = sa.select(*columns).select_from(inner)
+    if ordered:
+        outer = outer.order_by(c.ipp, c.set_id, c.version, c.document_id)
+    return outer

@@ -1,7 +1,8 @@
 """The decision stream: one streamed query, the ledger's and file system's facts merged, one `Decision` per document.
 
 A document's final reason is the lowest-ranked of all that apply (DESIGN §5): the query gives
-the first the DPI can decide; a fact (acknowledged by us → 4, no DMP → 15, a `file:` content
+the first the DPI can decide (`beyond_kind_limit` included: the N most recent per kind are
+counted in SQL, before these facts); a fact (acknowledged by us → 4, no DMP → 15, a `file:` content
 check → 16/18/19) replaces it only when it ranks lower, so facts are looked up only for rows
 they could change. Facts come in one batch per fetched chunk of rows.
 """
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from backfill.errors import DataSourceError
+from backfill.selection.codes import check_rule_codes
 from backfill.selection.compiler import PDF_MEDIA_TYPE, Environment, Window, compile_decisions
 from backfill.selection.facts import InMemoryLedgerFacts, LedgerFacts, check_file_content
 from backfill.selection.reasons import SELECTED, Reason
@@ -104,6 +106,8 @@ def decide(
     """Every document version of the DPI with its decision, streamed in `fetch_size` chunks.
 
     `environment` is the DMP's (`[dmp] environment`): INS OIDs of the other are refused.
+    A rule whose per-kind filters name a unit, specialty or setting code the DPI does not have
+    is refused first (`RuleError`, `codes.check_rule_codes`).
     """
     if as_of.tzinfo is None:
         raise ValueError("as_of must be an aware instant")
@@ -123,6 +127,7 @@ def decide(
     if isinstance(bind, Engine):
         try:
             with bind.connect() as conn:
+                check_rule_codes(conn, rule)
                 query = compile_decisions(
                     rule, as_of, present=present_optional_columns(conn), **compile_options
                 )
@@ -139,6 +144,7 @@ def decide(
                 "timestamp that is not one); fix the row or the view of the DPI contract"
             ) from None
         return
+    check_rule_codes(bind, rule)
     query = compile_decisions(
         rule, as_of, present=present_optional_columns(bind), **compile_options
     )

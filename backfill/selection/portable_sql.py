@@ -18,6 +18,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 __all__ = [
     "WHITESPACE",
+    "binary_order",
     "blob_head_is",
     "blob_tail_contains",
     "byte_length",
@@ -106,6 +107,48 @@ def blob_head_is(blob: ColumnElement[bytes], head: bytes) -> ColumnElement[bool]
     return sa.func.substr(blob, 1, len(head), type_=sa.LargeBinary()) == sa.literal(
         head, sa.LargeBinary()
     )
+
+
+class binary_order(FunctionElement[str]):
+    """A text column to ORDER BY in binary (code point) order, whatever the database's collation.
+
+    A tie-break must put rows in the same order on every DPI database: PostgreSQL's default
+    collation follows the locale (en_US sorts "a-b" and "ab" its own way), SQL Server's is
+    case-insensitive, Oracle's follows NLS_SORT. For ASCII and UTF-8 text, binary order is the
+    order of Python's `str` comparison.
+    """
+
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement[str]) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(binary_order)
+def _binary_order_default(element: binary_order, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(binary_order, "sqlite")
+def _binary_order_sqlite(element: binary_order, compiler: SQLCompiler, **kw: Any) -> str:
+    # BINARY is SQLite's default, but a view's column may declare NOCASE.
+    return f"({compiler.process(element.clauses, **kw)} COLLATE BINARY)"
+
+
+@compiles(binary_order, "postgresql")
+def _binary_order_pg(element: binary_order, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'({compiler.process(element.clauses, **kw)} COLLATE "C")'
+
+
+@compiles(binary_order, "mssql")
+def _binary_order_mssql(element: binary_order, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)} COLLATE Latin1_General_BIN2)"
+
+
+@compiles(binary_order, "oracle")
+def _binary_order_oracle(element: binary_order, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"NLSSORT({compiler.process(element.clauses, **kw)}, 'NLS_SORT=BINARY')"
 
 
 def is_true(column: ColumnElement[Any]) -> ColumnElement[bool]:

@@ -42,10 +42,13 @@ class Reason(StrEnum):
     SET_WITHDRAWN = "set_withdrawn"
     STAY_CANCELLED = "stay_cancelled"
     MINOR_HELD_BACK = "minor_held_back"
+    # Appended by issue 15 (per-kind refinements of a rule), in this order.
+    NOT_RELEVANT = "not_relevant"
+    BEYOND_KIND_LIMIT = "beyond_kind_limit"
 
     @property
     def rank(self) -> int:
-        """1 for kind_not_selected … 29 for minor_held_back."""
+        """1 for kind_not_selected … 31 for beyond_kind_limit."""
         return _RANKS[self]
 
 

@@ -6,6 +6,10 @@ What the DMP must never receive is refused here, not trusted to the rule's autho
 other than QUAL (RNIV: only a qualified INS may reference shared health data) and a depth over
 the programme's 20 years. What is allowed but advised against (a history rule taking biology,
 imaging or prescriptions) is accepted with a warning (`Rule.warnings`), which the audit shows.
+Per-kind refinements (`[per_kind.KIND]`: depth, unit/specialty/practice-setting filters, the N
+most recent per patient) are checked here for their shape; the unit, specialty and setting codes
+they name exist only in the DPI and are checked against it when a run or an audit starts
+(`backfill.selection.codes`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from backfill.errors import RuleError
 from backfill.resources import data_folder, rule_file_names
@@ -27,7 +31,9 @@ __all__ = [
     "ADVISED_AGAINST_IN_HISTORY",
     "AGE_OF_MAJORITY",
     "DEFAULT_RULE",
+    "FILTERS",
     "MAX_DEPTH_YEARS",
+    "KindRefinement",
     "MinorPolicy",
     "MinorsPolicy",
     "Rule",
@@ -82,6 +88,73 @@ class MinorsPolicy(BaseModel):
 
 
 MediaType = Annotated[str, Field(min_length=3, pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")]
+Code = Annotated[str, Field(min_length=1, max_length=64)]
+
+# The per-kind filters: (include key, exclude key, the DPI column they look at, what a code is).
+FILTERS: tuple[tuple[str, str, str, str], ...] = (
+    ("units", "exclude_units", "dpi_document.unit_code", "unit"),
+    ("specialties", "exclude_specialties", "dpi_author.specialty_code", "specialty"),
+    (
+        "practice_settings",
+        "exclude_practice_settings",
+        "dpi_unit.practice_setting_code",
+        "practice setting",
+    ),
+)
+
+
+class KindRefinement(BaseModel):
+    """What a rule keeps of one of its kinds (`[per_kind.CR_CONSULT]`); every key is optional.
+
+    `depth_years` replaces the rule's depth for this kind (older: `older_than_depth`). The
+    filters look at the document's `unit_code`, its author's `specialty_code` and its unit's
+    `practice_setting_code`: an include list keeps only documents whose code is listed (no
+    code: not kept), an exclude list drops those whose code is listed (no code: kept); a
+    document they drop is `not_relevant`. `latest = N` keeps, per patient, the N most recent
+    documents of this kind (created_at, then document_id, descending) among those that
+    everything the SQL query knows would otherwise select — a draft, a superseded version, a
+    document of another unit or one already sent by the live feed does not use up a slot; the
+    others are `beyond_kind_limit`. Ledger facts and `file:` content checks come after the
+    query: a document we already sent keeps its slot (so a later run does not send an older one
+    in its stead), and one whose file turns out unreadable keeps its slot too.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    depth_years: int | None = Field(None, ge=0)
+    units: list[Code] | None = Field(None, min_length=1)
+    exclude_units: list[Code] | None = Field(None, min_length=1)
+    specialties: list[Code] | None = Field(None, min_length=1)
+    exclude_specialties: list[Code] | None = Field(None, min_length=1)
+    practice_settings: list[Code] | None = Field(None, min_length=1)
+    exclude_practice_settings: list[Code] | None = Field(None, min_length=1)
+    latest: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> KindRefinement:
+        if self.depth_years is not None and self.depth_years > MAX_DEPTH_YEARS:
+            raise _KeyProblem(
+                "depth_years",
+                f"at most {MAX_DEPTH_YEARS}: the programme allows a history of up to "
+                f"{MAX_DEPTH_YEARS} years, not {self.depth_years}",
+            )
+        for include, exclude, _, _ in FILTERS:
+            if getattr(self, include) is not None and getattr(self, exclude) is not None:
+                raise _KeyProblem(
+                    exclude, f"give {include} or {exclude}, not both (keep one list of codes)"
+                )
+        return self
+
+    @property
+    def filters(self) -> list[tuple[str, str, list[str]]]:
+        """The filters given: (key, DPI column, codes); the key starts `exclude_` for an exclusion."""
+        found = []
+        for include, exclude, column, _ in FILTERS:
+            for key in (include, exclude):
+                codes = getattr(self, key)
+                if codes is not None:
+                    found.append((key, column, codes))
+        return found
 
 
 class Rule(BaseModel):
@@ -103,6 +176,9 @@ class Rule(BaseModel):
     # once a DMP exists the patient cannot oppose its feeding).
     local_opposition: Literal["block", "ask_dmp"] = "block"
     minors: MinorsPolicy = MinorsPolicy()
+    per_kind: dict[Kind, KindRefinement] = {}
+    # Where the rule came from, for errors found after loading (codes the DPI does not know).
+    _source: str | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _depth_matches_mode(self) -> Rule:
@@ -118,7 +194,31 @@ class Rule(BaseModel):
                 f"at most {MAX_DEPTH_YEARS}: the programme allows a history of up to "
                 f"{MAX_DEPTH_YEARS} years, not {self.depth_years}",
             )
+        for kind, refinement in self.per_kind.items():
+            if kind not in self.kinds:
+                raise _KeyProblem(
+                    f"per_kind.{kind}",
+                    f"{kind} is not in kinds: a refinement of a kind the rule does not take "
+                    "would do nothing",
+                )
+            if self.mode == "catch-up" and refinement.depth_years is not None:
+                raise _KeyProblem(
+                    f"per_kind.{kind}.depth_years",
+                    "a catch-up rule has no depth: it takes a --from/--to window",
+                )
         return self
+
+    def depth_for(self, kind: str) -> int | None:
+        """The depth in years for documents of this kind: its own, else the rule's."""
+        refinement = self.per_kind.get(kind)  # type: ignore[call-overload]
+        if refinement is not None and refinement.depth_years is not None:
+            return refinement.depth_years
+        return self.depth_years
+
+    @property
+    def source(self) -> str:
+        """The rule file as errors name it (`selectors/x.toml`, a path), or the rule's name."""
+        return self._source or f"rule {self.name}"
 
     @property
     def warnings(self) -> list[str]:
@@ -144,7 +244,9 @@ class Rule(BaseModel):
     @property
     def digest(self) -> str:
         """A short hash of the rule's content, recorded with each run."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        # Without per-kind refinements the digest stays what it was before they existed.
+        content = self.model_dump(mode="json", exclude={"per_kind"} if not self.per_kind else None)
+        canonical = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(canonical).hexdigest()[:16]
 
 
@@ -155,7 +257,8 @@ class _KeyProblem(ValueError):
 
 
 def _describe(error: dict[str, object]) -> str:
-    parts = list(error["loc"])  # type: ignore[call-overload]
+    # A dict key's own error ends its location with "[key]": the key is the problem.
+    parts = [p for p in error["loc"] if p != "[key]"]  # type: ignore[attr-defined]
     loc = [str(part) for part in parts]
     key = loc[0] if loc else "(file)"
     for part in parts[1:]:
@@ -165,7 +268,7 @@ def _describe(error: dict[str, object]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         message = "unknown key (check its spelling)"
-    elif kind == "literal_error" and loc and loc[0] == "kinds":
+    elif kind == "literal_error" and loc and loc[0] in ("kinds", "per_kind") and len(loc) <= 2:
         message = f"unknown kind {error['input']!r}: one of {', '.join(DOCUMENT_KINDS)}"
     elif kind == "literal_error" and loc and loc[0] == "identity_statuses":
         if error["input"] in IDENTITY_STATUSES:
@@ -180,7 +283,8 @@ def _describe(error: dict[str, object]) -> str:
         message = "required"
     ctx = error.get("ctx")
     if isinstance(ctx, dict) and isinstance(ctx.get("error"), _KeyProblem):
-        key = ctx["error"].key
+        # A nested model's problem is named below its table (per_kind.CRH.depth_years).
+        key = ctx["error"].key if not loc else f"{key}.{ctx['error'].key}"
     return f"{key}: {message}"
 
 
@@ -202,10 +306,12 @@ def parse_rule(
     if data.get("kinds") == LIVE_FEED:
         data["kinds"] = list(live_feed_kinds)
     try:
-        return Rule.model_validate(data)
+        rule = Rule.model_validate(data)
     except ValidationError as exc:
         lines = [_describe(e) for e in exc.errors()]  # type: ignore[arg-type]
         raise RuleError(f"{source}: invalid rule:\n  " + "\n  ".join(lines)) from None
+    rule._source = source
+    return rule
 
 
 def load_rule(

@@ -6,7 +6,9 @@ converts every created_at to an instant (fold=0) and compares instants, checks t
 depth cut-off to the microsecond, 29 February, the spring gap and the autumn fold, versions out
 of order, NULL in every nullable column, Corsican and NIA matricules, shared matricules and ones
 that contradict the traits, both DMP environments, cancelled stays and sets, withheld documents,
-minors on their 18th birthday under every `[minors]` policy) on SQLite and PostgreSQL.
+minors on their 18th birthday under every `[minors]` policy, per-kind depths, unit/specialty/
+practice-setting filters and "the N most recent" limits, with ties on created_at) on SQLite and
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from hypothesis import strategies as st
 
 from backfill.selection import InMemoryLedgerFacts, Reason, Rule, Window, decide
 from backfill.selection.paris_time import instant_of, minus_years, wall_clock_of
-from backfill.selection.rules import MinorsPolicy
+from backfill.selection.rules import KindRefinement, MinorsPolicy
 from cda.ins import INS_OIDS, InsKind, InsTraits, matricule_problem
 from connectors.dpi.contract import (
     create_contract,
@@ -126,12 +128,59 @@ def minor_policy(world: World, doc: dict[str, Any]) -> str | None:
     )
 
 
-def reference_reasons(world: World, doc: dict[str, Any], *, identity: bool) -> set[Reason]:
-    """Every reason that applies to `doc` (identity reasons only if `identity`)."""
+def _dropped_by_filters(world: World, doc: dict[str, Any]) -> bool:
+    """A `[per_kind]` include list that does not list the document's code (none: not listed),
+    or an exclude list that does."""
+    refinement = world.rule.per_kind.get(doc["kind"])
+    if refinement is None:
+        return False
+    unit = world.units.get(doc["unit_code"]) if doc["unit_code"] else None
+    author = world.authors.get(doc["author_id"]) if doc["author_id"] else None
+    values = {
+        "units": doc["unit_code"],
+        "specialties": author["specialty_code"] if author else None,
+        "practice_settings": unit["practice_setting_code"] if unit else None,
+    }
+    for key, value in values.items():
+        include, exclude = getattr(refinement, key), getattr(refinement, f"exclude_{key}")
+        if include is not None and value not in include:
+            return True
+        if exclude is not None and value is not None and value in exclude:
+            return True
+    return False
+
+
+def beyond_kind_limit(world: World, *, identity: bool) -> set[str]:
+    """Document ids past their kind's `latest` for their patient.
+
+    Only documents with no reason the SQL query can know (the ledger's facts and `file:`
+    checks come after it) take a place; most recent first, ties by document id descending.
+    """
+    places: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for doc in world.documents:
+        refinement = world.rule.per_kind.get(doc["kind"])
+        if refinement is None or refinement.latest is None:
+            continue
+        if not reference_reasons(world, doc, identity=identity, sql_only=True):
+            places.setdefault((doc["ipp"], doc["kind"]), []).append(doc)
+    beyond = set()
+    for (_, kind), docs in places.items():
+        docs.sort(key=lambda o: (o["created_at"], o["document_id"]), reverse=True)
+        n = world.rule.per_kind[kind].latest
+        beyond.update(o["document_id"] for o in docs[n:])
+    return beyond
+
+
+def reference_reasons(
+    world: World, doc: dict[str, Any], *, identity: bool, sql_only: bool = False
+) -> set[Reason]:
+    """Every reason that applies to `doc` (identity reasons only if `identity`), except
+    `beyond_kind_limit`; with `sql_only`, only those the DPI alone can tell (no ledger fact, no
+    reading of a `file:` content)."""
     rule, reasons = world.rule, set()
     patient = world.patients.get(doc["ipp"])
     unit = world.units.get(doc["unit_code"]) if doc["unit_code"] else None
-    acked = world.facts.acked.get(doc["set_id"], {})
+    acked = {} if sql_only else world.facts.acked.get(doc["set_id"], {})
     instant = instant_of(doc["created_at"])
     if doc["kind"] not in rule.kinds:
         reasons.add(Reason.KIND_NOT_SELECTED)
@@ -149,10 +198,13 @@ def reference_reasons(world: World, doc: dict[str, Any], *, identity: bool) -> s
     if instant > world.as_of:
         reasons.add(Reason.FUTURE_DATED)
     if world.window is None:
-        assert rule.depth_years is not None
+        refinement = rule.per_kind.get(doc["kind"])
+        depth = rule.depth_years
+        if refinement is not None and refinement.depth_years is not None:
+            depth = refinement.depth_years
+        assert depth is not None
         cutoff = minus_years(
-            world.as_of.astimezone(dt.UTC).astimezone(_paris()).replace(tzinfo=None),
-            rule.depth_years,
+            world.as_of.astimezone(dt.UTC).astimezone(_paris()).replace(tzinfo=None), depth
         )
         if instant < instant_of(cutoff):
             reasons.add(Reason.OLDER_THAN_DEPTH)
@@ -196,7 +248,8 @@ def reference_reasons(world: World, doc: dict[str, Any], *, identity: bool) -> s
             reasons.add(Reason.INS_TRAITS_INCONSISTENT)
     elif patient["identity_fictitious"]:
         reasons.add(Reason.IDENTITY_DOUBTFUL)
-    if doc["ipp"] in world.facts.no_dmp and world.facts.no_dmp[doc["ipp"]] > world.as_of:
+    no_dmp = {} if sql_only else world.facts.no_dmp
+    if doc["ipp"] in no_dmp and no_dmp[doc["ipp"]] > world.as_of:
         reasons.add(Reason.NO_DMP)
     mime = (doc["mime_type"] or "").lower()
     pdf = mime == "application/pdf"
@@ -204,6 +257,8 @@ def reference_reasons(world: World, doc: dict[str, Any], *, identity: bool) -> s
         content_reason = _bytes_reason(doc["content"], pdf, rule.max_content_bytes)
     elif _blank(doc["content_uri"]):
         content_reason = Reason.CONTENT_MISSING
+    elif sql_only:
+        content_reason = None
     else:
         content_reason = _file_reason(doc["content_uri"], pdf, rule.max_content_bytes)
     if content_reason is not None:
@@ -241,6 +296,8 @@ def reference_reasons(world: World, doc: dict[str, Any], *, identity: bool) -> s
         reasons.add(Reason.STAY_CANCELLED)
     if minor_policy(world, doc) == "hold_back":
         reasons.add(Reason.MINOR_HELD_BACK)
+    if _dropped_by_filters(world, doc):
+        reasons.add(Reason.NOT_RELEVANT)
     return reasons
 
 
@@ -307,18 +364,38 @@ def mostly(good: object, bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 
 @st.composite
-def worlds(draw: st.DrawFn, files: dict[str, str]) -> World:
-    # Half the worlds keep every value that reasons 1–22 look at good and vary only what the
-    # appended reasons (23 on) look at, so that documents reach them.
-    safety = draw(st.booleans())
-    usual = (lambda good, bad: st.just(good)) if safety else mostly
+def worlds(draw: st.DrawFn, files: dict[str, str], focus: str | None = None) -> World:
+    # Half the worlds vary everything; half keep every value that reasons 1–22 look at good and
+    # vary only what the appended reasons (23 on) look at, so that documents reach them.
+    # "relevance" worlds keep nearly everything good and vary kinds, units, authors, dates and
+    # drafts, so that many documents reach the per-kind filters and limits (30, 31), with ties
+    # on created_at.
+    focus = focus or draw(st.sampled_from(["everything", "safety"]))
+    safety, relevance = focus == "safety", focus == "relevance"
+    usual = (lambda good, bad: st.just(good)) if safety or relevance else mostly
     often = (lambda good, bad: st.one_of(st.just(good), bad)) if safety else mostly
-    catch_up = draw(st.booleans()) and draw(st.booleans())
-    depth = None if catch_up else draw(st.sampled_from([0, 1, 4, 5, 20]))
+    if relevance:
+        often = usual
+    catch_up = not relevance and draw(st.booleans()) and draw(st.booleans())
+    depths = [1, 4, 5, 20] if relevance else [0, 1, 4, 5, 20]
+    depth = None if catch_up else draw(st.sampled_from(depths))
+    kinds = sorted({"CRH"} | draw(st.sets(st.sampled_from(["LDL", "CR_BIO"]))))
+    # The second unit's practice setting: the first's, or one of its own (a filter can tell).
+    settings_u2 = draw(st.sampled_from(["X", "Y"]))
+    known = {
+        "units": ["U1", "U2"],
+        "specialties": ["SP1", "SP2"],
+        "practice_settings": sorted({"X", settings_u2}),
+    }
+    per_kind = {
+        kind: draw(refinements(known, history=not catch_up))
+        for kind in draw(st.sets(st.sampled_from(kinds), min_size=1 if relevance else 0))
+    }
     rule = Rule(
         name="generated",
         mode="catch-up" if catch_up else "history",
-        kinds=sorted({"CRH"} | draw(st.sets(st.sampled_from(["LDL", "CR_BIO"])))),
+        kinds=kinds,
+        per_kind=per_kind,
         depth_years=depth,
         respect_computerization=draw(st.booleans()),
         media_types=draw(st.sampled_from([["application/pdf"], ["application/pdf", "text/plain"]])),
@@ -372,7 +449,7 @@ def worlds(draw: st.DrawFn, files: dict[str, str]) -> World:
         "U2": {
             "unit_code": "U2",
             "name": "U2",
-            "practice_setting_code": "X",
+            "practice_setting_code": settings_u2,
             "computerized_since": None,
         },
     }
@@ -383,7 +460,7 @@ def worlds(draw: st.DrawFn, files: dict[str, str]) -> World:
             "adeli": None,
             "family_name": "DOC",
             "given_name": "T",
-            "specialty_code": None,
+            "specialty_code": "SP1",
             "staff_number": None,
         },
         "A2": {
@@ -396,8 +473,17 @@ def worlds(draw: st.DrawFn, files: dict[str, str]) -> World:
             ),
             "family_name": "DOC",
             "given_name": "T",
-            "specialty_code": None,
+            "specialty_code": draw(st.sampled_from([None, "SP1", "SP2"])),
             "staff_number": draw(st.sampled_from([None, "", " \t", "M00017"])),
+        },
+        "A4": {
+            "author_id": "A4",
+            "rpps": "10000000003",
+            "adeli": None,
+            "family_name": "DOC",
+            "given_name": "T",
+            "specialty_code": draw(st.sampled_from([None, "SP1", "SP2"])),
+            "staff_number": None,
         },
         "A3": {
             "author_id": "A3",
@@ -405,7 +491,7 @@ def worlds(draw: st.DrawFn, files: dict[str, str]) -> World:
             "adeli": None,
             "family_name": draw(st.sampled_from(["", " ", "\t", "X"])),
             "given_name": "T",
-            "specialty_code": None,
+            "specialty_code": "SP2",
             "staff_number": None,
         },
     }
@@ -456,30 +542,59 @@ def worlds(draw: st.DrawFn, files: dict[str, str]) -> World:
     }  # fmt: skip
     uris = [*files.values(), "file:///nonexistent/x.pdf", "", " ", "https://elsewhere/x.pdf"]
     documents = []
-    for n in range(draw(st.integers(1, 6))):
+    for n in range(draw(st.integers(3, 8) if relevance else st.integers(1, 6))):
         anchor = draw(st.sampled_from(anchors))
         micro = draw(st.sampled_from([0, 0, 1, -1]))
         created = anchor + dt.timedelta(seconds=draw(OFFSETS), microseconds=micro)
         if safety and depth:
             created = as_of_paris - dt.timedelta(days=draw(st.integers(1, 300)))
+        if relevance:  # the same few days: ties; 400 and 800 days: across a 1-year depth
+            days = draw(st.sampled_from([1, 2, 2, 3, 30, 400, 800]))
+            created = as_of_paris - dt.timedelta(days=days)
         content, uri = draw(usual(PDF, CONTENTS)), None
+        if relevance:  # some behind a file: the query counts them, the file check comes after
+            content = draw(st.sampled_from([PDF, PDF, PDF, "uri"]))
         if content == "uri":
             content, uri = None, draw(st.sampled_from(uris))
         documents.append(
             {
                 "document_id": f"D{n}",
-                "set_id": draw(st.sampled_from(["S1", "S2", f"D{n}"])),
+                "set_id": draw(
+                    mostly(f"D{n}", st.sampled_from(["S1", "S2"]))
+                    if relevance
+                    else st.sampled_from(["S1", "S2", f"D{n}"])
+                ),
                 "version": draw(st.integers(1, 3)),
-                "ipp": draw(usual("P0", st.sampled_from([*patients, "PX"]))),
+                "ipp": draw(
+                    st.sampled_from(["P0", *patients])
+                    if relevance
+                    else usual("P0", st.sampled_from([*patients, "PX"]))
+                ),
                 "stay_id": draw(st.sampled_from([None, "ST1", "ST2", "STX"])),
-                "kind": draw(usual("CRH", st.sampled_from(["LDL", "CR_BIO"]))),
+                "kind": draw(
+                    st.sampled_from([*kinds, *kinds, "CR_BIO"])
+                    if relevance
+                    else usual("CRH", st.sampled_from(["LDL", "CR_BIO"]))
+                ),
                 "title": "t",
                 "created_at": created,
-                "status": draw(often("validated", st.sampled_from(["draft", "cancelled"]))),
-                "author_id": draw(usual("A1", st.sampled_from(["A2", "A3", "AX", None]))),
+                "status": draw(
+                    st.sampled_from(["validated", "validated", "validated", "draft"])
+                    if relevance
+                    else often("validated", st.sampled_from(["draft", "cancelled"]))
+                ),
+                "author_id": draw(
+                    st.sampled_from(["A1", "A4", "A4", "AX"])
+                    if relevance
+                    else usual("A1", st.sampled_from(["A2", "A3", "A4", "AX", None]))
+                ),
                 "legal_authenticator_id": draw(usual(None, st.sampled_from(["A1", "A2", "AX"]))),
                 "authenticated_at": None,
-                "unit_code": draw(often("U1", st.sampled_from(["U2", "UX", None]))),
+                "unit_code": draw(
+                    st.sampled_from(["U1", "U2", "U2", "UX", None])
+                    if relevance
+                    else often("U1", st.sampled_from(["U2", "UX", None]))
+                ),
                 "mime_type": draw(
                     usual(PDF_TYPE, st.sampled_from(["Application/PDF", "text/plain", None]))
                 ),
@@ -515,6 +630,21 @@ def worlds(draw: st.DrawFn, files: dict[str, str]) -> World:
 
 
 POLICIES = st.sampled_from(["send", "invisible_to_legal_representatives", "hold_back"])
+
+
+@st.composite
+def refinements(draw: st.DrawFn, known: dict[str, list[str]], *, history: bool) -> KindRefinement:
+    """A `[per_kind.X]` table: maybe a depth (history rules only), up to two filters on codes
+    the generated DPI has, maybe a `latest` limit."""
+    values: dict[str, Any] = {}
+    if history and draw(st.booleans()):
+        values["depth_years"] = draw(st.sampled_from([0, 1, 4, 5, 20]))
+    for key in draw(st.sets(st.sampled_from(sorted(known)), max_size=2)):
+        codes = draw(st.lists(st.sampled_from(known[key]), min_size=1, max_size=2, unique=True))
+        values[key if draw(st.booleans()) else f"exclude_{key}"] = codes
+    if draw(st.integers(0, 2)) > 0:
+        values["latest"] = draw(st.integers(1, 3))
+    return KindRefinement(**values)
 
 
 MATRICULES = st.one_of(
@@ -589,13 +719,14 @@ def dpi_engine(database) -> sa.Engine:
     engine.dispose()
 
 
+@pytest.mark.parametrize("focus", [None, "relevance"], ids=["all-reasons", "per-kind"])
 def test_sql_decisions_match_the_reference(
-    dpi_engine: sa.Engine, content_files: dict[str, str]
+    dpi_engine: sa.Engine, content_files: dict[str, str], focus: str | None
 ) -> None:
     @settings(
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
-    @given(world=worlds(content_files))
+    @given(world=worlds(content_files, focus))
     def check(world: World) -> None:
         with dpi_engine.begin() as conn:
             for table in TABLES:
@@ -620,16 +751,23 @@ def test_sql_decisions_match_the_reference(
                 facts=world.facts,
                 identity_aside=True,
                 fetch_size=2,
+                # The folder of the content files (outside it, or without one: content_missing).
+                content_root=Path(content_files["good"].removeprefix("file://")).parent,
                 environment=world.environment,  # type: ignore[arg-type]
             )
         }
         assert set(decisions) == {doc["document_id"] for doc in world.documents}
+        beyond = beyond_kind_limit(world, identity=True)
+        beyond_aside = beyond_kind_limit(world, identity=False)
+        limit = {Reason.BEYOND_KIND_LIMIT}
         for doc in world.documents:
             got = decisions[doc["document_id"]]
-            expected = _first(reference_reasons(world, doc, identity=True))
+            reasons = reference_reasons(world, doc, identity=True)
+            expected = _first(reasons | (limit if doc["document_id"] in beyond else set()))
             context = (doc["document_id"], doc["created_at"], world.as_of, world.rule.depth_years)
             assert got.reason == expected, context
-            aside = _first(reference_reasons(world, doc, identity=False))
+            reasons = reference_reasons(world, doc, identity=False)
+            aside = _first(reasons | (limit if doc["document_id"] in beyond_aside else set()))
             assert got.reason_identity_aside == aside, context
             replaces = reference_replaces(world, doc) if expected is None else None
             assert got.replaces_unique_id == replaces, context

@@ -14,10 +14,18 @@ from backfill.selection.rules import load_rule, parse_rule
 from connectors.dpi.contract import DEFAULT_LIVE_FEED_KINDS
 
 GOOD = 'name = "mine"\nkinds = ["LDL"]\ndepth_years = 5\n'
+# A rule with a kind to refine, and the start of its [per_kind.CR_CONSULT] table.
+TWO = 'name = "mine"\nkinds = ["LDL", "CR_CONSULT"]\ndepth_years = 5\n'
+CONSULT = TWO + "[per_kind.CR_CONSULT]\n"
 
 
 def test_shipped_rules_load_by_name_with_or_without_suffix() -> None:
-    assert {"history-5y.toml", "history-20y.toml", "catch-up.toml"} <= set(rule_file_names())
+    assert {
+        "history-5y.toml",
+        "history-20y.toml",
+        "history-5y-focused.toml",
+        "catch-up.toml",
+    } <= set(rule_file_names())
     assert load_rule().name == "history-5y"
     assert load_rule("history-20y").depth_years == 20
     assert load_rule("history-20y.toml").depth_years == 20
@@ -61,6 +69,33 @@ def test_rule_from_a_path(tmp_path: Path) -> None:
         ('kinds = ["LDL"]\ndepth_years = 5\n', "name", "required"),
         (GOOD + "max_content_bytes = 0\n", "max_content_bytes", "greater than"),
         (GOOD + 'media_types = ["PDF"]\n', "media_types[0]", "pattern"),
+        # Per-kind refinements (issue 15).
+        (TWO + "[per_kind.XRAY]\nlatest = 1\n", "per_kind.XRAY", "unknown kind 'XRAY'"),
+        (TWO + "[per_kind.CR_BIO]\nlatest = 1\n", "per_kind.CR_BIO", "not in kinds"),
+        (CONSULT + "depth_years = 21\n", "per_kind.CR_CONSULT.depth_years", "at most 20"),
+        (CONSULT + "depth_years = -1\n", "per_kind.CR_CONSULT.depth_years", "greater than"),
+        (CONSULT + 'depth_years = "2"\n', "per_kind.CR_CONSULT.depth_years", "integer"),
+        (CONSULT + "latest = 0\n", "per_kind.CR_CONSULT.latest", "greater than"),
+        (CONSULT + "latest = 2.5\n", "per_kind.CR_CONSULT.latest", "integer"),
+        (CONSULT + "lastest = 3\n", "per_kind.CR_CONSULT.lastest", "unknown key"),
+        (CONSULT + "units = []\n", "per_kind.CR_CONSULT.units", "at least 1"),
+        (CONSULT + 'units = "CARDIO"\n', "per_kind.CR_CONSULT.units", "list"),
+        (CONSULT + 'specialties = [""]\n', "per_kind.CR_CONSULT.specialties[0]", "at least 1"),
+        (
+            CONSULT + 'units = ["A"]\nexclude_units = ["B"]\n',
+            "per_kind.CR_CONSULT.exclude_units",
+            "not both",
+        ),
+        (
+            CONSULT + 'practice_settings = ["X"]\nexclude_practice_settings = ["Y"]\n',
+            "per_kind.CR_CONSULT.exclude_practice_settings",
+            "not both",
+        ),
+        (
+            'name = "c"\nmode = "catch-up"\nkinds = ["CRH"]\n[per_kind.CRH]\ndepth_years = 1\n',
+            "per_kind.CRH.depth_years",
+            "catch-up rule has no depth",
+        ),
     ],
 )
 def test_mistakes_name_file_and_key(text: str, key: str, words: str) -> None:
@@ -112,6 +147,8 @@ CONTRACT_ORDER = [
     "set_withdrawn",
     "stay_cancelled",
     "minor_held_back",
+    "not_relevant",
+    "beyond_kind_limit",
 ]
 
 
@@ -140,7 +177,7 @@ def test_advised_against_kinds_in_a_history_rule_are_a_warning_not_an_error() ->
     assert any("CR_BIO, ORDO" in w and "advises against" in w for w in history.warnings)
     catch_up = parse_rule('name = "c"\nmode = "catch-up"\nkinds = ["ORDO", "CR_IMG"]\n', "c")
     assert not any("advises against" in w for w in catch_up.warnings)
-    for name in ("history-5y", "history-20y", "catch-up"):
+    for name in ("history-5y", "history-20y", "history-5y-focused", "catch-up"):
         assert load_rule(name).warnings == [], name
 
 
@@ -169,3 +206,47 @@ def test_minors_policy_precedence() -> None:
     assert minors.policy_for("MED", "HAD") == "invisible_to_legal_representatives"
     assert minors.policy_for("MED", "ETABLISSEMENT") == "send"
     assert minors.policy_for(None, None) == "send"
+
+
+def test_the_focused_rule_refines_consultations_only() -> None:
+    rule = load_rule("history-5y-focused")
+    assert rule.kinds == ["LDL", "CRH", "CRO", "CR_CONSULT"]
+    assert rule.depth_years == 5
+    assert [rule.depth_for(k) for k in rule.kinds] == [5, 5, 5, 2]
+    consult = rule.per_kind["CR_CONSULT"]
+    assert consult.latest == 3
+    assert consult.exclude_specialties == ["G15_10/SM26", "G15_10/SM53", "G15_10/SM54"]
+    assert consult.filters == [
+        ("exclude_specialties", "dpi_author.specialty_code", consult.exclude_specialties)
+    ]
+    assert rule.source == "selectors/history-5y-focused.toml"
+
+
+def test_per_kind_refinements_parse_and_name_their_source(tmp_path: Path) -> None:
+    rule = parse_rule(
+        CONSULT
+        + 'depth_years = 20\nunits = ["CARDIO"]\nexclude_specialties = ["G15_10/SM26"]\n'
+        + 'practice_settings = ["ETABLISSEMENT"]\nlatest = 1\n',
+        "x.toml",
+    )
+    assert rule.depth_for("CR_CONSULT") == 20
+    assert rule.depth_for("LDL") == 5
+    assert [key for key, _, _ in rule.per_kind["CR_CONSULT"].filters] == [
+        "units",
+        "exclude_specialties",
+        "practice_settings",
+    ]
+    assert rule.source == "x.toml"
+    path = tmp_path / "mine.toml"
+    path.write_text(CONSULT + "latest = 2\n")
+    assert load_rule(path).source == str(path)
+
+
+def test_digests_of_rules_without_refinements_are_unchanged() -> None:
+    """The runs recorded before per-kind refinements existed keep comparable rule digests."""
+    assert load_rule("history-5y").digest == "008dc759c3742eda"
+    assert load_rule("history-20y").digest == "d7c59950a37510cb"
+    assert load_rule("catch-up").digest == "9f4fc98fb19e7e5c"
+    plain = parse_rule(TWO, "x")
+    refined = parse_rule(CONSULT + "latest = 3\n", "x")
+    assert plain.digest != refined.digest
