@@ -1,6 +1,7 @@
 """Priority pays: DS1.4 against documents sent, in the plain order and in the priority order (DESIGN §10).
 
-Generates a synthetic DPI (SQLite), takes the history-5y decision stream, and simulates sending
+Generates a synthetic DPI (SQLite), takes the decision stream of a rule (`--rule`, default
+history-5y; e.g. history-5y-focused), and simulates sending
 its selected documents patient by patient in each order (`backfill.simulation`): after each step of
 the budget, DS1.4 of the month of `--as-of` (month to date) is computed by the indicator query as
 if those documents had been acknowledged. Prints both curves side by side and the documents each
@@ -9,6 +10,7 @@ DS1.4 high; `--live-feed-since` forgets the live sends before a date, as in an e
 live feed started recently (the case the backfill is for).
 
     python bench/priority.py [--patients 3000] [--as-of 2026-11-20] [--live-feed-since 2026-09-01] [--steps 10]
+                             [--rule history-5y]
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--as-of", default="2026-11-20")
     parser.add_argument("--live-feed-since", default="2026-09-01")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rule", default="history-5y", help="a shipped rule's name or a path")
     args = parser.parse_args(argv)
     as_of_day = dt.date.fromisoformat(args.as_of)
     # measured at noon Paris time on that day, month to date
     now = instant_of(dt.datetime.combine(as_of_day, dt.time(12)))
     month = Month(as_of_day.year, as_of_day.month)
-    rule = load_rule("history-5y.toml")
+    rule = load_rule(args.rule)
+    print(f"rule: {rule.name}")
     with tempfile.TemporaryDirectory() as folder:
         engine = sa.create_engine(f"sqlite:///{Path(folder) / 'dpi.sqlite'}")
         started = time.perf_counter()

@@ -3,7 +3,8 @@
 For each size and backend (SQLite; PostgreSQL when BACKFILL_TEST_PG_URL or --pg-url is set) it
 bulk-loads generated rows (small contents, no synthetic generator), then measures, each in a
 fresh process so its peak RSS (VmHWM) is its own: a baseline — `SELECT document_id FROM dpi_document` streamed the same way — and
-the full decision stream (history-5y, counted as the audit does), and, with --worklist, the
+the full decision stream (history-5y, counted as the audit does; `--rules` names others, e.g.
+history-5y-focused, whose per-kind limit adds a window function), and, with --worklist, the
 stream with the identity column the worklist needs. With --ledger-rows N (default 1 000 000) it
 also fills a ledger of N documents (a third acknowledged, some patients without a DMP) and
 measures the decision stream merging that ledger's facts (DESIGN §12: at least half of the
@@ -11,7 +12,7 @@ measures the decision stream merging that ledger's facts (DESIGN §12: at least 
 means the peak does not grow from 100 000 to 1 000 000.
 
     python bench/selection.py [--sizes 100000 1000000] [--pg-url URL] [--backends sqlite postgresql]
-                              [--ledger-rows 1000000 | 0]
+                              [--ledger-rows 1000000 | 0] [--rules history-5y history-5y-focused]
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ from connectors.dpi.contract import (
 AS_OF = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 PDF = b"%PDF-1.4\n% bench\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
 KINDS = ("LDL", "CRH", "CRO", "CR_CONSULT", "CR_URG", "CR_BIO", "CR_IMG", "ORDO", "OTHER")
+# The synthetic DPI's specialties (three in general practice), so that a rule filtering on them
+# finds its codes.
+SPECIALTIES = ("G15_10/SM26", "G15_10/SM04", "G15_10/SM15", "G15_10/SM53", "G15_10/SM20",
+               "G15_10/SM22", "G15_10/SM32", "G15_10/SM02", "G15_10/SM40", "G15_10/SM54")  # fmt: skip
+DEFAULT_RULE = "history-5y"
 DOCS_PER_PATIENT = 5
 BATCH = 20_000
 
@@ -147,7 +153,8 @@ def load(url: str, documents: int) -> float:
             dpi_author.insert(),
             [
                 {"author_id": f"A{i}", "rpps": f"{10000000000 + i}", "adeli": None,
-                 "family_name": "DOC", "given_name": "T", "specialty_code": None}
+                 "family_name": "DOC", "given_name": "T",
+                 "specialty_code": SPECIALTIES[i % len(SPECIALTIES)]}
                 for i in range(50)
             ],
         )  # fmt: skip
@@ -277,12 +284,13 @@ def _phase(name: str, url: str, queue: Any, ledger_url: str | None = None) -> No
     else:
         from backfill.ledger import Ledger
 
+        name, _, rule_name = name.partition("=")
         counts = AuditCounts()
         worklist = Worklist() if name == "worklist" else None
         facts = Ledger.open_existing(ledger_url) if name == "ledger" and ledger_url else None
         stream = decide(
             engine,
-            load_rule("history-5y"),
+            load_rule(rule_name or DEFAULT_RULE),
             AS_OF,
             identity_aside=worklist is not None,
             facts=facts,
@@ -292,6 +300,11 @@ def _phase(name: str, url: str, queue: Any, ledger_url: str | None = None) -> No
                 worklist.add(decision)
         rows = counts.total
         extra = f"selected {counts.selected}"
+        if rule_name:
+            extra += (
+                f" under {rule_name} (not_relevant {counts.excluded[Reason.NOT_RELEVANT]}, "
+                f"beyond_kind_limit {counts.excluded[Reason.BEYOND_KIND_LIMIT]})"
+            )
         if worklist is not None:
             extra += f", worklist {len(worklist)} patients"
         if facts is not None:
@@ -328,10 +341,19 @@ def main() -> None:
         default=1_000_000,
         help="rows of the ledger whose facts the `ledger` phase merges (0: no such phase)",
     )
+    parser.add_argument(
+        "--rules",
+        nargs="+",
+        default=[DEFAULT_RULE],
+        help="rules whose decision stream is timed (the first also for worklist and ledger)",
+    )
     args = parser.parse_args()
-    phases = ["baseline", "decisions"] + (["worklist"] if args.worklist else [])
+    first = "" if args.rules[0] == DEFAULT_RULE else f"={args.rules[0]}"
+    phases = ["baseline", f"decisions{first}"]
+    phases += [f"decisions={rule}" for rule in args.rules[1:]]
+    phases += [f"worklist{first}"] if args.worklist else []
     if args.ledger_rows:
-        phases.append("ledger")
+        phases.append(f"ledger{first}")
     print(
         f"{'backend':<11}{'documents':>10}  {'phase':<10}{'docs/s':>10}{'seconds':>9}{'peak RSS MB':>13}"
     )
@@ -376,8 +398,9 @@ def main() -> None:
                     for phase in phases:
                         rows, took, peak, extra = measure(phase, url, ledger_url)
                         assert rows == size, (rows, size)
+                        label = phase.partition("=")[0]
                         print(
-                            f"{backend:<11}{size:>10}  {phase:<10}{rows / took:>10.0f}{took:>9.1f}"
+                            f"{backend:<11}{size:>10}  {label:<10}{rows / took:>10.0f}{took:>9.1f}"
                             f"{peak:>13.0f}  {extra}",
                             flush=True,
                         )

@@ -537,7 +537,10 @@ def _limited(
     first: created_at descending, then document_id descending in binary order (the same on
     every database whatever its collation).
     """
-    inner = query.subquery("decided")
+    # OFFSET 0 keeps PostgreSQL from flattening the subquery, which would paste the whole rank
+    # CASE into the window's key and both branches of the outer CASE: evaluated three times a
+    # row instead of once (measured: half the speed at 1 000 000 documents).
+    inner = query.suffix_with("OFFSET 0", dialect="postgresql").subquery("decided")
     c = inner.c
     beyond = sa.literal(Reason.BEYOND_KIND_LIMIT.rank, sa.Integer())
     limit = sa.case(
