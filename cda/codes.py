@@ -78,16 +78,26 @@ class DocumentKind:
     class_code: Coded
 
 
+CLASS_PRESCRIPTION = Coded("42", TRE_A03_CLASSE, "Prescription")
+
+# typeCode (JDV_J07, LOINC) and classCode (TRE_A03, derived from the typeCode by ASS_X04): the
+# history kinds, and the live feed's other kinds, which a catch-up after an outage sends too.
+# Reports are class 10 (Compte rendu), prescriptions 42; ASS_X04 itself is not published where
+# we could read it (../shared/domain/cda-level1.md), so the imaging report follows its label.
 DOCUMENT_KINDS: dict[str, DocumentKind] = {
-    kind: DocumentKind(kind, Coded(code, LOINC, display), CLASS_COMPTE_RENDU)
-    for kind, code, display in (
-        ("LDL", "11490-0", "Lettre de liaison à la sortie d'un établissement de soins"),
-        ("CRH", "34112-3", "CR hospitalier (séjour)"),
-        ("CRO", "34874-8", "CR opératoire"),
-        ("CR_CONSULT", "11488-4", "CR ou fiche de consultation ou de visite"),
-        ("CR_URG", "15507-7", "CR de passage aux urgences"),
+    kind: DocumentKind(kind, Coded(code, LOINC, display), class_code)
+    for kind, code, display, class_code in (
+        ("LDL", "11490-0", "Lettre de liaison à la sortie d'un établissement de soins",
+         CLASS_COMPTE_RENDU),
+        ("CRH", "34112-3", "CR hospitalier (séjour)", CLASS_COMPTE_RENDU),
+        ("CRO", "34874-8", "CR opératoire", CLASS_COMPTE_RENDU),
+        ("CR_CONSULT", "11488-4", "CR ou fiche de consultation ou de visite", CLASS_COMPTE_RENDU),
+        ("CR_URG", "15507-7", "CR de passage aux urgences", CLASS_COMPTE_RENDU),
+        ("CR_BIO", "11502-2", "CR d'examens biologiques", CLASS_COMPTE_RENDU),
+        ("CR_IMG", "18748-4", "CR d'imagerie médicale", CLASS_COMPTE_RENDU),
+        ("ORDO", "57833-6", "Prescription de produits de santé", CLASS_PRESCRIPTION),
     )
-}
+}  # fmt: skip
 
 GENDERS: dict[str, Coded] = {
     "M": Coded("M", HL7_GENDER, "Masculin"),

@@ -12,7 +12,10 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from backfill.config import EstablishmentSettings
+from backfill.documents import build_selected
 from backfill.selection import Reason, Window, decide, load_rule
+from cda.validate import validate
 from connectors.dpi.contract import DEFAULT_LIVE_FEED_KINDS
 from tests.integration.selection_support import author, document, insert, patient, unit
 
@@ -53,6 +56,20 @@ def test_catch_up_sends_the_windows_prescriptions_and_reports_the_live_feed_miss
         assert got[f"sent-{kind}"].reason is sent, kind
         if kind != "OTHER":
             assert got[f"before-{kind}"].reason is Reason.OLDER_THAN_DEPTH, kind
+    # And they can go: each builds to a valid CDA with its JDV_J07 typeCode and its class.
+    window_docs = [(f"out-{k}", None) for k in kinds if k in DEFAULT_LIVE_FEED_KINDS]
+    built = {
+        o.document_id: o
+        for o in build_selected(engine, window_docs, EstablishmentSettings().as_cda())
+    }
+    for document_id, outcome in built.items():
+        assert outcome.built is not None, (document_id, outcome.reason)
+        assert validate(outcome.built.xml, schematron=False).ok, document_id
+    classes = {i: o.built.entry.class_code.code for i, o in built.items() if o.built}
+    types = {i: o.built.entry.type_code.code for i, o in built.items() if o.built}
+    assert (types["out-ORDO"], classes["out-ORDO"]) == ("57833-6", "42")
+    assert (types["out-CR_BIO"], classes["out-CR_BIO"]) == ("11502-2", "10")
+    assert (types["out-CR_IMG"], classes["out-CR_IMG"]) == ("18748-4", "10")
     # The history rules still refuse old biology, imaging and prescriptions.
     for name in ("history-5y", "history-20y"):
         history = {d.document_id: d for d in decide(engine, load_rule(name), AS_OF)}

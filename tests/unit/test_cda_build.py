@@ -294,7 +294,7 @@ def test_unusable_identities_are_refused(change: dict, error: type, reason: str)
             InvalidDocumentData,
             "visibility_conflict",
         ),
-        ({"kind": "CR_BIO"}, InvalidDocumentData, "kind_not_selected"),
+        ({"kind": "OTHER"}, InvalidDocumentData, "kind_not_selected"),
         ({"title": "bad \x01 title"}, InvalidDocumentData, "invalid_document_data"),
         ({"version": 0}, InvalidDocumentData, "invalid_document_data"),
         ({"created_at": None}, InvalidDocumentData, "invalid_document_data"),
