@@ -714,7 +714,8 @@ async def run(
     # nothing can go, which is configuration (exit 2) said once, not a failure per patient.
     find_specs()
     lookahead = settings.run.lookahead_days if lookahead_days is None else lookahead_days
-    summary = RunSummary(mode=mode, dry_run=dry_run)
+    # A visiting run is its own series in the summary, the ledger and the metrics.
+    summary = RunSummary(mode=mode_name(mode, visiting), dry_run=dry_run)
     engine = open_engine(settings.dpi.url, "DPI")  # type: ignore[arg-type]
     try:
         if visiting:
@@ -864,7 +865,7 @@ async def _send_run(
     seed: int | None,
 ) -> None:
     run_id = ledger.start_run(
-        mode=mode_name(summary.mode, visiting),
+        mode=summary.mode,
         rule_name=rule.name,
         rule_digest=rule.digest,
         as_of=as_of,

@@ -66,3 +66,6 @@ def test_a_visiting_run_sends_only_the_visiting_patients(
     assert summary.exit_code == 0, summary.lines()
     assert sent == expected
     assert not sent & others
+    # Its own series: the summary, the ledger's run and the metrics all say so.
+    assert summary.mode == "nightly+visiting"
+    assert 'mode="nightly+visiting"' in (tmp_path / "metrics.prom").read_text()
