@@ -110,7 +110,7 @@ class DecisionCsv:
                 decision.version,
                 decision.ipp,
                 decision.kind,
-                decision.created_at.isoformat(),
+                decision.created_at.isoformat() if decision.created_at else "",
                 decision.decision,
             )
         )

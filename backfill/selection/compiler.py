@@ -452,7 +452,9 @@ def compile_decisions(
         d.c.ipp,
         d.c.stay_id,
         d.c.kind,
-        d.c.created_at,
+        # Read as it is stored: a text DPI column may hold a value that is no date, and the
+        # driver's own conversion would end the whole stream; `decisions` reads it, row by row.
+        sa.type_coerce(d.c.created_at, sa.String).label("created_at"),
         d.c.mime_type,
         d.c.content_uri,
         has_content.label("has_content"),

@@ -22,6 +22,7 @@ from backfill.errors import DataSourceError
 from backfill.selection.codes import check_rule_codes
 from backfill.selection.compiler import PDF_MEDIA_TYPE, Environment, Window, compile_decisions
 from backfill.selection.facts import InMemoryLedgerFacts, LedgerFacts, check_file_content
+from backfill.selection.paris_time import PARIS
 from backfill.selection.reasons import SELECTED, Reason
 from backfill.selection.rules import Rule
 from connectors.dpi.contract import dpi_document, present_optional_columns
@@ -46,7 +47,8 @@ class Decision:
     ipp: str
     stay_id: str | None
     kind: str
-    created_at: dt.datetime
+    created_at: dt.datetime | None
+    """Paris wall clock, naive; None when the DPI's value is no date (`invalid_document_data`)"""
     reason: Reason | None
     replaces_unique_id: str | None
     identity_status: str | None
@@ -180,6 +182,36 @@ for _reason in Reason:
     _REASON_AT[_reason.rank] = _reason
 _ACKED = Reason.ALREADY_IN_DMP.rank
 _NO_DMP = Reason.NO_DMP.rank
+_INVALID = Reason.INVALID_DOCUMENT_DATA.rank
+_DATED = frozenset(
+    r.rank
+    for r in (
+        Reason.FUTURE_DATED,
+        Reason.OLDER_THAN_DEPTH,
+        Reason.BEFORE_COMPUTERIZATION,
+        Reason.BEYOND_KIND_LIMIT,
+    )
+)
+
+
+def _wall_clock(value: object) -> dt.datetime | None:
+    """created_at as the DPI gave it (a datetime, or text on SQLite); None if it is no date."""
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time())
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed.astimezone(PARIS).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+def _undated(rank: int) -> int:
+    """The reason of a document without a readable date: its date-free reason, if it has one."""
+    return _INVALID if rank == _NONE or rank in _DATED else rank
 
 
 class _Merge:
@@ -224,6 +256,10 @@ class _Merge:
                 fact = self._file(row, max(rank, rank_aside))
             if fact != _NONE:
                 rank, rank_aside = min(rank, fact), min(rank_aside, fact)
+            created = _wall_clock(row[_CREATED])
+            if created is None:
+                # Compared as text in SQL, such a value decided nothing that depends on a date.
+                rank, rank_aside = _undated(rank), _undated(rank_aside)
             yield Decision(
                 row[_ID],
                 row[_SET],
@@ -231,7 +267,7 @@ class _Merge:
                 row[_IPP],
                 row[_STAY],
                 row[_KIND],
-                row[_CREATED],
+                created,
                 _REASON_AT[rank],
                 replaces if rank == _NONE else None,
                 row[_STATUS],

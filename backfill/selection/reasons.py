@@ -45,10 +45,12 @@ class Reason(StrEnum):
     # Appended by issue 15 (per-kind refinements of a rule), in this order.
     NOT_RELEVANT = "not_relevant"
     BEYOND_KIND_LIMIT = "beyond_kind_limit"
+    # Appended by issue 17: a row whose created_at the engine cannot read as a date.
+    INVALID_DOCUMENT_DATA = "invalid_document_data"
 
     @property
     def rank(self) -> int:
-        """1 for kind_not_selected … 31 for beyond_kind_limit."""
+        """1 for kind_not_selected … 32 for invalid_document_data."""
         return _RANKS[self]
 
 

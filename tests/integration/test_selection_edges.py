@@ -215,3 +215,41 @@ def test_unreadable_dpi_is_a_data_source_error(tmp_path: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'empty.sqlite'}")
     with pytest.raises(DataSourceError, match="cannot be read"):
         list(decide(engine, load_rule(), AS_OF))
+
+
+def test_a_created_at_that_is_no_date_gives_that_document_a_reason_and_the_others_go_on(
+    sqlite_database,
+) -> None:
+    """SQLite only: a PostgreSQL timestamp column cannot hold such a value (a DPI view over a
+    text column could, on any database; the engine reads the value as it is stored)."""
+    engine = sqlite_database.engine()
+    create_contract(engine)
+    try:
+        good = dt.datetime(2023, 5, 1, 9, 0)
+        rows = {
+            "patients": [patient("P1")],
+            "documents": [
+                document("ok", "P1", good),
+                document("garbled", "P1", good),
+                document("garbled-bio", "P1", good, kind="CR_BIO"),
+                document("before", "P1", good - dt.timedelta(days=10)),
+            ],
+        }
+        insert(engine, {"units": [unit(since=dt.date(2019, 3, 1))], "authors": [author()], **rows})
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE dpi_document SET created_at = CASE document_id "
+                    "WHEN 'garbled' THEN '2023-13-45 99:00' ELSE 'yesterday' END "
+                    "WHERE document_id LIKE 'garbled%'"
+                )
+            )
+        got = {d.document_id: d for d in decide(engine, load_rule(), AS_OF)}
+    finally:
+        engine.dispose()
+    assert got["garbled"].reason is Reason.INVALID_DOCUMENT_DATA
+    assert got["garbled"].created_at is None
+    assert got["garbled-bio"].reason is Reason.KIND_NOT_SELECTED  # its first date-free reason
+    assert got["ok"].selected
+    assert got["ok"].created_at == good
+    assert got["before"].selected
