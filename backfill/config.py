@@ -210,6 +210,11 @@ class DmpSettings(_Section):
         for cert, key in (("tls_cert", "tls_key"), ("signing_cert", "signing_key")):
             if (getattr(self, cert) is None) != (getattr(self, key) is None):
                 raise ValueError(f"{cert} and {key} go together: set both or neither")
+        if self.environment == "production" and (self.url or "").lower().startswith("http://"):
+            raise ValueError(
+                "environment = production needs an https:// url: the real DMP is reached over "
+                "TLS with the establishment's certificate (plain http is for the mock)"
+            )
         return self
 
     def signing_files(self) -> tuple[Path, Path] | None:

@@ -85,6 +85,8 @@ def _client_options(settings: Settings, url: str | None) -> dict[str, object]:
         settings.require("dmp.url")
     establishment = settings.establishment.as_cda()
     files = settings.dmp.signing_files()
+    if settings.dmp.signing_key is not None:
+        warn_if_exposed(settings.dmp.signing_key, "dmp.signing_key")
     try:
         signer = Signer.from_files(*files) if files is not None else None
     except SigningMaterialError as exc:

@@ -145,3 +145,23 @@ def test_every_key_is_documented() -> None:
         assert f"[{section}]" in doc
         for key in field.annotation.model_fields:
             assert f"`{key}`" in doc, f"{section}.{key} is not documented"
+
+
+@pytest.mark.parametrize(
+    ("environment", "url", "accepted"),
+    [
+        ("production", "http://dmp.example/si-dmp-server/v2/services", False),
+        ("production", "https://dmp.example/si-dmp-server/v2/services", True),
+        ("test", "http://127.0.0.1:8700/si-dmp-server/v2/services", True),
+    ],
+)
+def test_the_production_dmp_is_never_reached_over_plain_http(
+    monkeypatch: pytest.MonkeyPatch, environment: str, url: str, accepted: bool
+) -> None:
+    monkeypatch.setenv("BACKFILL_DMP_ENVIRONMENT", environment)
+    monkeypatch.setenv("BACKFILL_DMP_URL", url)
+    if accepted:
+        assert load_settings().dmp.url == url
+        return
+    with pytest.raises(ConfigError, match=r"production needs an https:// url"):
+        load_settings()
