@@ -229,14 +229,16 @@ _CDA = "{urn:hl7-org:v3}"
 
 
 def _cda_problems(
-    data: bytes, patient_id: str, *, xsd: bool
+    data: bytes, patient_id: str, type_code: str, *, xsd: bool
 ) -> tuple[list[tuple[str, str]], str | None]:
     """(IHE code, text) of what is wrong with one CDA; the structure checks always run.
 
     Structure: well-formed, no DOCTYPE anywhere (on the parsed tree), a ClinicalDocument whose
     recordTarget carries the INS of the XDS patientId (the DMP refuses a document filed under
-    another patient: XDSPatientIdDoesNotMatch). Then the XSD, unless the mock was told not to.
-    Second: the document's encounter type code (None when it names none).
+    another patient: XDSPatientIdDoesNotMatch), and whose `code` is the DocumentEntry's typeCode
+    (a biology report may not travel as a discharge letter, nor the reverse). Then the XSD,
+    unless the mock was told not to. Second: the document's encounter type code (None when it
+    names none).
     """
     try:
         root = parse_untrusted(data)
@@ -258,6 +260,15 @@ def _cda_problems(
             (
                 "XDSPatientIdDoesNotMatch",
                 "the CDA's recordTarget does not carry the INS of the DocumentEntry's patientId",
+            )
+        ], encounter
+    document_code = root.find(f"{_CDA}code")
+    said = document_code.get("code") if document_code is not None else None
+    if said != type_code:
+        return [
+            (
+                "XDSRegistryMetadataError",
+                f"the DocumentEntry's typeCode {type_code} is not the CDA's code {said}",
             )
         ], encounter
     problems = [("InvalidDocumentContent", p) for p in xsd_errors(root)] if xsd else []
@@ -365,7 +376,9 @@ def check_submission(
             )
             continue
         errors += _entry_codes(entry, entry_id)
-        problems, encounter = _cda_problems(data, entry.patient_id, xsd=check_cda)
+        problems, encounter = _cda_problems(
+            data, entry.patient_id, entry.type_code.code, xsd=check_cda
+        )
         encounters.add(encounter or "")
         if problems:
             code, text = problems[0]

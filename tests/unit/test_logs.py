@@ -65,7 +65,7 @@ def test_nir_in_free_text_and_tracebacks_is_masked(log_stream: io.StringIO) -> N
 
 def test_uvicorn_lines_carry_no_terminal_escape_codes(log_stream: io.StringIO) -> None:
     """uvicorn hands a coloured copy of its message in `extra`; a JSON line must not carry it."""
-    logging.getLogger("uvicorn.error").info(
+    logging.getLogger("uvicorn.error").warning(  # uvicorn sets its logger's level: warn to pass
         "Started server process [%d]",
         42,
         extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},

@@ -149,6 +149,7 @@ CONTRACT_ORDER = [
     "minor_held_back",
     "not_relevant",
     "beyond_kind_limit",
+    "invalid_document_data",
 ]
 
 
