@@ -266,6 +266,11 @@ def _pct(value: Fraction | None) -> str:
     return "—" if value is None else f"{float(value) * 100:.1f} %"
 
 
+def _count(n: int) -> str:
+    """6 079, as the rest of the page writes numbers (French style, never 6,079)."""
+    return f"{n:,}".replace(",", " ")
+
+
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
@@ -391,8 +396,8 @@ figure {{ margin: 0.5em 0; }} svg {{ max-width: 100%; height: auto; }} .notes {{
 <figure id="chart-ds14" data-series="{chart_data}">{ds14_chart(ds14)}</figure>
 
 <h2>Selection audit ({_e(data.rule_name)})</h2>
-<p>{data.audit.selected:,} of {data.audit.total:,} documents selected;
-identity worklist: <b data-worklist="{data.worklist_patients}">{data.worklist_patients:,} patients</b>
+<p>{_count(data.audit.selected)} of {_count(data.audit.total)} documents selected;
+identity worklist: <b data-worklist="{data.worklist_patients}">{_count(data.worklist_patients)} patients</b>
 whose qualification would unlock documents.</p>
 <figure id="chart-reasons" data-series="{reasons_data}">{reasons_chart(data.audit)}</figure>
 

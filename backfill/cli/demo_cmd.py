@@ -121,8 +121,9 @@ def _start_mock(demo: DemoRun) -> None:
     )
     out_console.print(
         f"injected: {DEMO_FAULTS['latency_ms']} ms latency, "
-        f"{DEMO_FAULTS['busy_ratio']:.0%} busy, {DEMO_FAULTS['error500_ratio']:.0%} HTTP 500, "
-        f"{DEMO_FAULTS['timeout_after_store_ratio']:.1%} answers lost after storing "
+        f"{DEMO_FAULTS['busy_ratio'] * 100:.0f} % busy, "
+        f"{DEMO_FAULTS['error500_ratio'] * 100:.0f} % HTTP 500, "
+        f"{DEMO_FAULTS['timeout_after_store_ratio'] * 100:.1f} % answers lost after storing "
         "(the sender retries and resends idempotently)"
     )
 
@@ -222,9 +223,9 @@ def _indicator(demo: DemoRun) -> None:
     before = demo.ds14_before
     if before is not None and before.rate is not None and after.rate is not None:
         out_console.print(
-            f"DS1.4 for {after.month} (to date): {float(before.rate):.1%} before this run, "
-            f"{float(after.rate):.1%} after (target 50 %); a document counts from the month it "
-            "reaches the DMP, so earlier months keep their figure"
+            f"DS1.4 for {after.month} (to date): {float(before.rate) * 100:.1f} % before this "
+            f"run, {float(after.rate) * 100:.1f} % after (target 50 %); a document counts from "
+            "the month it reaches the DMP, so earlier months keep their figure"
         )
     write_output(
         demo.folder.indicator_file, json.dumps(after.as_json(), indent=2, ensure_ascii=False) + "\n"
