@@ -385,6 +385,7 @@ class _PatientSender:
     def __init__(self, ctx: _Context, ipp: str) -> None:
         self.ctx, self.ipp = ctx, ipp
         self.deferred = False
+        self.acked = 0  # this patient's (the run's total is shared by every sender task)
 
     async def send(self) -> None:
         ctx = self.ctx
@@ -646,6 +647,7 @@ class _PatientSender:
         )
         acked = sum(r.state is DocState.ACKED for r in results)
         ctx.summary.acked += acked
+        self.acked += acked
         if result.kind is OutcomeKind.PATIENT:
             await self._defer()
         if fatal:
@@ -998,9 +1000,9 @@ async def _send_patients(
         while (ipp := await queue.get()) is not None:
             if ctx.stop.stopped:
                 continue
-            before = ctx.summary.acked
+            sender = _PatientSender(ctx, ipp)
             try:
-                await _PatientSender(ctx, ipp).send()
+                await sender.send()
             except _Fatal as exc:
                 fatal.append(exc)
                 ctx.stop.stop(str(exc))
@@ -1013,7 +1015,7 @@ async def _send_patients(
                 ctx.summary.problems.append(f"patient {ipp}: {type(exc).__name__}: {exc}")
                 ctx.stop.stop(f"unexpected error ({type(exc).__name__})")
             if progress is not None:
-                progress.advance(1, ctx.summary.acked - before)
+                progress.advance(1, sender.acked)
 
     async def produce() -> None:
         async for ipp in _patients(ctx, ipps):

@@ -190,6 +190,37 @@ def test_max_documents_stops_with_exit_3_and_the_next_run_finishes(
     assert ours(mock) == sorted(expected)
 
 
+class _Recorder:
+    """A progress display that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.patients, self.acked, self.started, self.stopped = 0, 0, 0, 0
+
+    def start(self, patients_hint: int | None) -> None:
+        self.started += 1
+
+    def advance(self, documents: int, acked: int) -> None:
+        self.patients += documents
+        self.acked += acked
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+
+def test_the_progress_display_counts_each_acknowledgement_once(
+    dpi, mock, database: Database, tmp_path: Path
+) -> None:
+    """Patients are sent concurrently: the bar's count is each patient's own, never the run's
+    total read at another sender's moment (which counted others' documents again)."""
+    settings = settings_for(dpi, database.url, mock.services_url, tmp_path, concurrency=8)
+    shown = _Recorder()
+    summary = send(settings, progress=shown)
+    assert summary.exit_code == 0, summary.lines()
+    assert (shown.started, shown.stopped) == (1, 1)
+    assert shown.acked == summary.acked == len(selected_unique_ids(dpi))
+    assert shown.patients == summary.patients
+
+
 def test_until_reached_stops_with_exit_3_and_the_next_run_finishes(
     dpi, mock, database: Database, tmp_path: Path
 ) -> None:
