@@ -1030,7 +1030,13 @@ async def _send_patients(
             max(0.0, delay), ctx.stop.stop, f"--until {until.astimezone(PARIS):%H:%M} reached"
         )
     if progress is not None:
-        progress.start(None)
+        # The total a bar shows; patients named on the command line are fewer, and unknown here.
+        hint = (
+            None
+            if ipps is not None
+            else ctx.ledger.pending_patient_count(ctx.clock(), run_id=ctx.run_id)
+        )
+        progress.start(hint)
     workers = [asyncio.create_task(worker()) for _ in range(workers_n)]
     producer = asyncio.create_task(produce())
     try:

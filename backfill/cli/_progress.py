@@ -65,6 +65,8 @@ class SendingBar:
         self._acked = 0
 
     def start(self, patients_hint: int | None) -> None:
+        if patients_hint is not None:
+            self._progress.update(self._task, total=patients_hint)
         self._progress.start()
 
     def advance(self, documents: int, acked: int) -> None:

@@ -198,8 +198,7 @@ def _months(settings: Settings) -> list[Ds14]:
 def _send(demo: DemoRun) -> None:
     """The sender itself (`backfill.pipeline.run`) on every selected document, with its ledger."""
     settings = demo.sending_settings()
-    patients = len({d.ipp for d in demo.selected})
-    bar = SendingBar(None if demo.start.resumed else patients) if err_console.is_terminal else None
+    bar = SendingBar() if err_console.is_terminal else None
     summary = asyncio.run(
         run(settings, mode="demo", rule=load_rule(DEFAULT_RULE), as_of=demo.as_of, progress=bar)
     )

@@ -604,6 +604,20 @@ class Ledger:
             for partition in result.partitions():
                 yield from (row[0] for row in partition)
 
+    def pending_patient_count(
+        self, now: dt.datetime | None = None, *, run_id: int | None = None
+    ) -> int:
+        """How many patients `pending_patients` would give (a progress display's total)."""
+        query = (
+            sa.select(sa.func.count(sa.distinct(d.ipp)))
+            .select_from(bf_document.outerjoin(bf_patient, p.ipp == d.ipp))
+            .where(self._due(now or self.clock()))
+        )
+        if run_id is not None:
+            query = query.where(d.run_id == run_id)
+        with self._read() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def pending_documents(
         self, ipp: str, now: dt.datetime | None = None, *, run_id: int | None = None
     ) -> list[PendingDocument]:

@@ -195,9 +195,11 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.patients, self.acked, self.started, self.stopped = 0, 0, 0, 0
+        self.hint: int | None = None
 
     def start(self, patients_hint: int | None) -> None:
         self.started += 1
+        self.hint = patients_hint
 
     def advance(self, documents: int, acked: int) -> None:
         self.patients += documents
@@ -219,6 +221,7 @@ def test_the_progress_display_counts_each_acknowledgement_once(
     assert (shown.started, shown.stopped) == (1, 1)
     assert shown.acked == summary.acked == len(selected_unique_ids(dpi))
     assert shown.patients == summary.patients
+    assert shown.hint == summary.patients, "the bar's total is the patients the run will take"
 
 
 def test_until_reached_stops_with_exit_3_and_the_next_run_finishes(
