@@ -96,7 +96,11 @@ class DmpClientLike(Protocol):
 
 
 class Progress(Protocol):
-    """What the CLI's progress display is told (rich on a terminal; nothing in cron)."""
+    """What the CLI's progress display is told (rich on a terminal; nothing in cron).
+
+    A display that also has `show_ds14(before, now)` is given the month's DS1.4 as it rises
+    (DESIGN §12), measured again every little while during the run.
+    """
 
     def start(self, patients_hint: int | None) -> None: ...
     def advance(self, documents: int, acked: int) -> None: ...
@@ -1039,6 +1043,12 @@ async def _send_patients(
         progress.start(hint)
     workers = [asyncio.create_task(worker()) for _ in range(workers_n)]
     producer = asyncio.create_task(produce())
+    show = getattr(progress, "show_ds14", None)
+    watcher = (
+        asyncio.create_task(_watch_ds14(ctx, show))
+        if show is not None and ctx.summary.ds14_before is not None
+        else None
+    )
     try:
         done = asyncio.gather(*workers)
         stopper = asyncio.create_task(ctx.stop.event.wait())
@@ -1059,11 +1069,36 @@ async def _send_patients(
             await producer
         if timer is not None:
             timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         if progress is not None:
             progress.stop()
     if fatal:
         ctx.summary.exit_code = 2
     ctx.summary.stop_reason = ctx.stop.reason
+
+
+async def _watch_ds14(ctx: _Context, show: Callable[[Ds14 | None, Ds14], None]) -> None:
+    """The month's DS1.4 measured again in a thread while the run sends, for the progress
+    display: at most every 10 s, and never more than a twentieth of the time (a large DPI or
+    ledger measures in seconds), so the sender keeps the machine."""
+    before = ctx.summary.ds14_before
+    assert before is not None
+    show(before, before)
+    loop = asyncio.get_running_loop()
+    interval = _DS14_EVERY
+    while True:
+        await asyncio.sleep(interval)
+        started = loop.time()
+        figure = await loop.run_in_executor(None, _tracked_ds14, ctx.settings)
+        interval = max(_DS14_EVERY, 20 * (loop.time() - started))
+        if figure is not None:
+            show(before, figure)
+
+
+_DS14_EVERY = 10.0
 
 
 def _log_fields(summary: RunSummary) -> dict[str, Any]:

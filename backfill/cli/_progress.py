@@ -22,6 +22,7 @@ from rich.progress import (
 )
 
 from backfill.cli._app import err_console
+from backfill.indicator import Ds14
 
 __all__ = ["SendingBar", "progress"]
 
@@ -57,11 +58,12 @@ class SendingBar:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("patients · {task.fields[acked]} documents acknowledged"),
+            TextColumn("{task.fields[ds14]}"),
             TimeElapsedColumn(),
             console=err_console,
             transient=True,
         )
-        self._task = self._progress.add_task("send", total=total, acked=0)
+        self._task = self._progress.add_task("send", total=total, acked=0, ds14="")
         self._acked = 0
 
     def start(self, patients_hint: int | None) -> None:
@@ -72,6 +74,15 @@ class SendingBar:
     def advance(self, documents: int, acked: int) -> None:
         self._acked += acked
         self._progress.update(self._task, advance=documents, acked=self._acked)
+
+    def show_ds14(self, before: Ds14 | None, now: Ds14) -> None:
+        """The month's DS1.4 as the run lifts it: `DS1.4 2026-12 32.6 % → 41.3 %`."""
+        if now.rate is None:
+            return
+        start = f"{float(before.rate) * 100:.1f} % → " if before and before.rate is not None else ""
+        self._progress.update(
+            self._task, ds14=f"· DS1.4 {now.month} {start}{float(now.rate) * 100:.1f} %"
+        )
 
     def stop(self) -> None:
         self._progress.stop()

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from backfill import pipeline
 from backfill.databases import open_engine
-from backfill.indicator import Month
+from backfill.indicator import Ds14, Month
 from backfill.pipeline import run
 from backfill.selection import DEFAULT_RULE, load_rule
 from backfill.selection.paris_time import PARIS
@@ -54,11 +55,28 @@ def _returning_patient_dpi(folder: Path, now: dt.datetime) -> Dpi:
     return Dpi(url, folder)
 
 
+class _Display:
+    """A progress display that also takes DS1.4 as it rises (`show_ds14`)."""
+
+    def __init__(self) -> None:
+        self.shown: list[tuple[int, int]] = []
+
+    def start(self, patients_hint: int | None) -> None: ...
+    def advance(self, documents: int, acked: int) -> None: ...
+    def stop(self) -> None: ...
+
+    def show_ds14(self, before: Ds14 | None, now: Ds14) -> None:
+        assert before is not None
+        self.shown.append((now.numerator, now.denominator))
+
+
 def test_the_summary_and_the_metrics_show_ds14_before_and_after(
-    database: Database, tmp_path: Path
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(pipeline, "_DS14_EVERY", 0.01)  # measured again as often as it can
     now = dt.datetime.now(dt.UTC)
     dpi = _returning_patient_dpi(tmp_path, now)
+    display = _Display()
     with MockServer(MockConfig(db_url=f"sqlite:///{tmp_path / 'mock.sqlite'}")) as mock:
         settings = settings_for(dpi, database.url, mock.services_url, tmp_path)
         summary = asyncio.run(
@@ -67,6 +85,7 @@ def test_the_summary_and_the_metrics_show_ds14_before_and_after(
                 mode="nightly",
                 rule=load_rule(DEFAULT_RULE),
                 as_of=now.astimezone(PARIS),
+                progress=display,
             )
         )
     if Month.of(dt.datetime.now(dt.UTC)) != Month.of(now):
@@ -86,3 +105,7 @@ def test_the_summary_and_the_metrics_show_ds14_before_and_after(
     assert 'backfill_run_ds14_before{mode="nightly"} 0.0' in metrics
     assert 'backfill_run_ds14_after{mode="nightly"} 1.0' in metrics
     assert summary.as_json()["ds14_after"]["numerator"] == 1
+    # The display got the figure from the start, and never saw it move but up.
+    assert display.shown[0] == (0, 1)
+    assert display.shown == sorted(display.shown)
+    assert all(shown in ((0, 1), (1, 1)) for shown in display.shown)
