@@ -24,9 +24,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from matplotlib import rc_context
-from matplotlib.figure import Figure
-
 from backfill import bonus as money
 from backfill.config import Settings
 from backfill.databases import open_engine, translate_errors
@@ -213,6 +210,11 @@ def _svg(figure: Any) -> str:
 
 
 def ds14_chart(figures: list[Ds14]) -> str:
+    # matplotlib is imported when a chart is drawn: every other command starts half a second
+    # sooner (the CLI imports this module for `backfill report` and the demo).
+    from matplotlib import rc_context  # noqa: PLC0415 (imported when drawn, see ds14_chart)
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
     with rc_context(_STYLE):
         fig = Figure(figsize=(8, 3.2))
         ax = fig.subplots()
@@ -242,6 +244,9 @@ def reasons_chart(audit: AuditCounts) -> str:
         for reason, n in sorted(audit.excluded.items(), key=lambda rn: rn[0].rank)
         if n
     ]
+    from matplotlib import rc_context  # noqa: PLC0415 (imported when drawn, see ds14_chart)
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
     with rc_context(_STYLE):
         fig = Figure(figsize=(8, 0.28 * len(rows) + 0.8))
         ax = fig.subplots()
