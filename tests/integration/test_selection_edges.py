@@ -28,11 +28,8 @@ AS_OF = dt.datetime(2024, 2, 29, 9, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def engine(database) -> sa.Engine:
-    engine = database.engine()
-    create_contract(engine)
-    yield engine
-    engine.dispose()
+def engine(contract_engine: sa.Engine) -> sa.Engine:
+    return contract_engine
 
 
 def _decisions(engine: sa.Engine, rows: dict, **kwargs) -> dict[str, object]:

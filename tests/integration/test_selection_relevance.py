@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from backfill.errors import RuleError
 from backfill.selection import InMemoryLedgerFacts, Reason, Rule, decide
 from backfill.selection.rules import KindRefinement, parse_rule
-from connectors.dpi.contract import create_contract
 from tests.integration.selection_support import PDF, author, document, insert, patient, unit
 
 AS_OF = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -20,11 +19,8 @@ BEYOND = Reason.BEYOND_KIND_LIMIT
 
 
 @pytest.fixture
-def engine(database) -> sa.Engine:
-    engine = database.engine()
-    create_contract(engine)
-    yield engine
-    engine.dispose()
+def engine(contract_engine: sa.Engine) -> sa.Engine:
+    return contract_engine
 
 
 def _rule(**consult: object) -> Rule:
