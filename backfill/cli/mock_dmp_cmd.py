@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import signal
 import socket
 import ssl
 import sys
+import threading
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -90,6 +94,13 @@ def mock_dmp(
             "--port-file", help="Write the port bound (useful with --port 0) to this file."
         ),
     ] = None,
+    exit_with_parent: Annotated[
+        bool,
+        typer.Option(
+            "--exit-with-parent",
+            help="Stop when the program that started this one ends, even if it was killed.",
+        ),
+    ] = False,
     seed_from_dpi: Annotated[
         bool,
         typer.Option(
@@ -170,7 +181,23 @@ def mock_dmp(
             control_plane=control,
             seeded_from_dpi=seeded,
         )
+        if exit_with_parent:
+            _stop_when_orphaned()
         uvicorn.Server(server_config).run(sockets=[listener])
+
+
+def _stop_when_orphaned() -> None:
+    """SIGTERM to ourselves (uvicorn's graceful stop) once our parent is gone: a demo or a test
+    killed with -9 cannot stop its mock, and a mock left behind keeps its port and its store."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        log.warning("mock_dmp.orphaned", parent=parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _host_is_loopback(host: str) -> bool:

@@ -3,7 +3,8 @@ by the demo, the crash tests and the benchmarks.
 
 Readiness is not guessed: the child binds its port before it prints its address, so the first line
 of its standard output is the signal that it accepts connections. Its logs go to a file, never to a
-pipe nobody drains (a full pipe would freeze the server mid-run).
+pipe nobody drains (a full pipe would freeze the server mid-run). It stops by itself when the
+program that started it dies without stopping it (`--exit-with-parent`).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class MockProcess:
         """Start the server and return its base URL once it accepts connections."""
         command = [
             sys.executable, "-m", "backfill", "--log-level", self.log_level, "mock-dmp",
-            "--port", "0", "--db", self.store_url, *self.args,
+            "--port", "0", "--db", self.store_url, "--exit-with-parent", *self.args,
         ]  # fmt: skip
         with self.log_file.open("a", encoding="utf-8") as log:
             self._process = subprocess.Popen(

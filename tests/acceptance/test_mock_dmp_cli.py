@@ -119,3 +119,42 @@ def test_seeding_from_the_dpi_before_serving(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_a_mock_whose_starter_is_killed_stops_by_itself(tmp_path: Path) -> None:
+    """The demo (or a test) killed with -9 cannot stop its mock DMP: the mock notices that its
+    parent is gone and stops, rather than keep its port and its store for ever."""
+    import signal
+    import time
+
+    from tests.acceptance.cli import clean_env
+
+    starter = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from pathlib import Path\n"
+         "from connectors.dmp_mock.process import MockProcess\n"
+         "m = MockProcess('sqlite:///store.sqlite', Path('mock.log'))\n"
+         "m.start()\n"
+         "print(m.pid, flush=True)\n"
+         "time.sleep(600)\n"],
+        cwd=tmp_path, env=clean_env({"PYTHONPATH": str(Path(__file__).resolve().parents[2])}),
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert starter.stdout is not None
+    mock_pid = int(starter.stdout.readline())
+    starter.send_signal(signal.SIGKILL)
+    starter.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while _alive(mock_pid):
+        assert time.monotonic() < deadline, "the orphaned mock DMP kept running"
+        time.sleep(0.1)
+    assert "mock_dmp.orphaned" in (tmp_path / "mock.log").read_text(encoding="utf-8")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().split(") ")[-1][0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
