@@ -21,6 +21,7 @@ import httpx
 
 from backfill.config import Settings
 from backfill.outputs import write_output
+from backfill.selection.paris_time import PARIS
 from connectors.dmp.client import SERVICES_PATH
 from connectors.dmp_mock.process import MockProcess
 
@@ -156,7 +157,7 @@ class DemoFolder:
             "patients": self.patients,
             "seed": self.seed,
             "as_of": self.as_of.isoformat(),
-            "at": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            "at": dt.datetime.now(PARIS).strftime("%Y-%m-%d %H:%M:%S"),
         }
         write_output(self._state_file, json.dumps(state, indent=2) + "\n")
 

@@ -52,10 +52,18 @@ __all__ = [
     "compute_ds14",
     "ds14_query",
     "load_acked",
+    "percent",
     "qualified_identity",
 ]
 
 DEFAULT_ENCOUNTER_TYPES = ("IMP",)
+
+
+def percent(rate: Fraction | None) -> str:
+    """A rate as every output writes it: `32.6 %`, or `—` when it has no denominator."""
+    return "—" if rate is None else f"{float(rate) * 100:.1f} %"
+
+
 # Breakdown of the returning-patient stays; the last four add up to the first.
 BREAKDOWN_KEYS = (
     "returning_patient_stays",

@@ -43,11 +43,11 @@ from sqlalchemy.engine import Engine
 
 from backfill.cda_workers import BuildPool, PoolKind
 from backfill.config import Settings
-from backfill.databases import open_engine
+from backfill.databases import open_engine, translate_errors
 from backfill.dmp_session import async_dmp_client
 from backfill.documents import BuildOutcome
 from backfill.errors import BackfillError, ConfigError
-from backfill.indicator import Ds14
+from backfill.indicator import Ds14, percent
 from backfill.indicator_sources import month_to_date_ds14
 from backfill.ledger import DocResult, DocState, Invariant, Ledger, PendingDocument, Selected
 from backfill.ledger import SendingDocument as LedgerSending
@@ -55,7 +55,7 @@ from backfill.logs import get_logger
 from backfill.pacing import DmpWaitTooLong, JitteredBackoff, Pacer, PacingSettings, Signal
 from backfill.pacing import retrying as retry_loop
 from backfill.priority import Priority, patient_priorities
-from backfill.selection import Decision, Rule, Window, decide
+from backfill.selection import Decision, Rule, Window, check_rule_codes, decide
 from backfill.selection.paris_time import PARIS
 from backfill.submission_sets import split_sets
 from backfill.visiting import visiting_ipps
@@ -170,8 +170,8 @@ class RunSummary:
         before, after = self.ds14_before, self.ds14_after
         if before is not None and after is not None:
             out.append(
-                f"DS1.4 {after.month} to date: {_percent(before)} before the run, "
-                f"{_percent(after)} after ({after.numerator} of {after.denominator} "
+                f"DS1.4 {after.month} to date: {percent(before.rate)} before the run, "
+                f"{percent(after.rate)} after ({after.numerator} of {after.denominator} "
                 "returning-patient stays; target 50 %)"
             )
         out.extend(f"problem: {p}" for p in self.problems)
@@ -200,10 +200,6 @@ class RunSummary:
             "ds14_before": self.ds14_before.as_json() if self.ds14_before else None,
             "ds14_after": self.ds14_after.as_json() if self.ds14_after else None,
         }
-
-
-def _percent(figure: Ds14) -> str:
-    return "—" if figure.rate is None else f"{float(figure.rate) * 100:.1f} %"
 
 
 def _tracked_ds14(settings: Settings) -> Ds14 | None:
@@ -724,6 +720,9 @@ async def run(
     summary = RunSummary(mode=mode_name(mode, visiting), dry_run=dry_run)
     engine = open_engine(settings.dpi.url, "DPI")  # type: ignore[arg-type]
     try:
+        # Before the ledger records a run: a filter naming a code the DPI lacks stops it here.
+        with translate_errors("DPI", settings.dpi.url):  # type: ignore[arg-type]
+            check_rule_codes(engine, rule)
         if visiting:
             # Around a visit (backfill.visiting): only these patients, whatever else is pending.
             with engine.connect() as conn:

@@ -33,6 +33,7 @@ from backfill.indicator import (
     Month,
     MonthFigures,
     measure_month,
+    percent,
 )
 from backfill.indicator_sources import load_ledger_acks
 from backfill.ledger import DocState, Ledger, LedgerStatus
@@ -267,10 +268,6 @@ def reasons_chart(audit: AuditCounts) -> str:
 # ---- the page ----------------------------------------------------------------------------------
 
 
-def _pct(value: Fraction | None) -> str:
-    return "—" if value is None else f"{float(value) * 100:.1f} %"
-
-
 def _count(n: int) -> str:
     """6 079, as the rest of the page writes numbers (French style, never 6,079)."""
     return f"{n:,}".replace(",", " ")
@@ -282,7 +279,7 @@ def _e(value: object) -> str:
 
 def _share_cell(share: DischargeShare, target: Fraction | None) -> str:
     met = "" if target is None or share.rate is None else (" ✔" if share.rate >= target else " ✘")
-    return f"{_pct(share.rate)}{met} <small>({share.with_document}/{share.discharges})</small>"
+    return f"{percent(share.rate)}{met} <small>({share.with_document}/{share.discharges})</small>"
 
 
 def _throughput(per_second: float) -> str:
@@ -351,7 +348,7 @@ def render_html(data: ReportData) -> str:
             est.bonus_payable
         ]
         conds = "".join(
-            f"<li>{c.indicator}: {_pct(c.value)} (target {float(c.target) * 100:.0f} %) — "
+            f"<li>{c.indicator}: {percent(c.value)} (target {float(c.target) * 100:.0f} %) — "
             f"{ {True: 'met', False: 'not met', None: 'not measured'}[c.met] }</li>"
             for c in est.conditions
         )
@@ -365,7 +362,7 @@ def render_html(data: ReportData) -> str:
     current_line = ""
     if current.ds14.month_to_date:
         current_line = (
-            f"<p>{current.ds14.month}, month to date: <b>{_pct(current.ds14.rate)}</b> "
+            f"<p>{current.ds14.month}, month to date: <b>{percent(current.ds14.rate)}</b> "
             f"({current.ds14.numerator}/{current.ds14.denominator}).</p>"
         )
     ds_rows = "".join(
@@ -392,7 +389,7 @@ figure {{ margin: 0.5em 0; }} svg {{ max-width: 100%; height: auto; }} .notes {{
 
 <h2>DS1.4 — documents of earlier stays in the DMP</h2>
 <p class="big" data-ds14-month="{head.ds14.month}" data-ds14-rate="{head.ds14.as_json()["rate"]}">
-{head.ds14.month}: <b>{_pct(head.ds14.rate)}</b> <small>(target 50 %; last complete month)</small></p>
+{head.ds14.month}: <b>{percent(head.ds14.rate)}</b> <small>(target 50 %; last complete month)</small></p>
 {current_line}
 <p>Of {b["returning_patient_stays"]} stays of returning patients: {b["counted"]} counted,
 {b["eligible_not_yet_sent"]} with an eligible earlier document not yet in the DMP (the backfill's lever),

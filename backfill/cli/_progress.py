@@ -22,7 +22,7 @@ from rich.progress import (
 )
 
 from backfill.cli._app import err_console
-from backfill.indicator import Ds14
+from backfill.indicator import Ds14, percent
 
 __all__ = ["SendingBar", "progress"]
 
@@ -79,10 +79,8 @@ class SendingBar:
         """The month's DS1.4 as the run lifts it: `DS1.4 2026-12 32.6 % → 41.3 %`."""
         if now.rate is None:
             return
-        start = f"{float(before.rate) * 100:.1f} % → " if before and before.rate is not None else ""
-        self._progress.update(
-            self._task, ds14=f"· DS1.4 {now.month} {start}{float(now.rate) * 100:.1f} %"
-        )
+        start = f"{percent(before.rate)} → " if before and before.rate is not None else ""
+        self._progress.update(self._task, ds14=f"· DS1.4 {now.month} {start}{percent(now.rate)}")
 
     def stop(self) -> None:
         self._progress.stop()

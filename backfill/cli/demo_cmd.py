@@ -30,7 +30,7 @@ from backfill.databases import open_engine
 from backfill.demo import DEMO_FAULTS, DemoFolder, DemoStart, configure_faults, held_documents
 from backfill.documents import build_selected
 from backfill.errors import ConfigError
-from backfill.indicator import Ds14, Month
+from backfill.indicator import Ds14, Month, percent
 from backfill.logs import configure_logging
 from backfill.outputs import export_name, open_output, private_folder, write_output
 from backfill.pipeline import RunSummary, run
@@ -51,7 +51,7 @@ DEMO_LIVE_FEED_DAYS = 120
 
 
 class DemoInterrupted(Exception):
-    """The run was stopped (Ctrl-C, SIGTERM) with documents left; the next demo resumes."""
+    """The run stopped with documents left (exit 3: Ctrl-C, SIGTERM…); the next demo resumes."""
 
     def __init__(self, summary: RunSummary) -> None:
         super().__init__(summary.stop_reason)
@@ -205,13 +205,14 @@ def _send(demo: DemoRun) -> None:
     demo.ds14_before = summary.ds14_before
     for line in summary.lines():
         out_console.print(line, markup=False)
-    if summary.exit_code == 3 and summary.stop_reason and "signal" in summary.stop_reason:
+    if summary.exit_code == 3:  # stopped with work left (Ctrl-C, SIGTERM, a DMP that went away)
         raise DemoInterrupted(summary)
     if summary.exit_code != 0:
-        raise ConfigError(
-            f"the demo's run ended with exit code {summary.exit_code}: {summary.stop_reason or ''}"
-            f" (see {demo.folder.root / 'mock-dmp.log'} and the log above)"
+        err_console.print(
+            f"the demo's run failed (exit {summary.exit_code}); see the lines above and "
+            f"{escape(str(demo.folder.root / 'mock-dmp.log'))}"
         )
+        raise typer.Exit(summary.exit_code)
 
 
 def _indicator(demo: DemoRun) -> None:
@@ -222,9 +223,9 @@ def _indicator(demo: DemoRun) -> None:
     before = demo.ds14_before
     if before is not None and before.rate is not None and after.rate is not None:
         out_console.print(
-            f"DS1.4 for {after.month} (to date): {float(before.rate) * 100:.1f} % before this "
-            f"run, {float(after.rate) * 100:.1f} % after (target 50 %); a document counts from "
-            "the month it reaches the DMP, so earlier months keep their figure"
+            f"DS1.4 for {after.month} (to date): {percent(before.rate)} before this run, "
+            f"{percent(after.rate)} after (target 50 %); a document counts from the month it "
+            "reaches the DMP, so earlier months keep their figure"
         )
     write_output(
         demo.folder.indicator_file, json.dumps(after.as_json(), indent=2, ensure_ascii=False) + "\n"
@@ -309,7 +310,7 @@ def demo_command(
             step(demo)
     except DemoInterrupted as stopped:
         out_console.print(
-            f"interrupted ({stopped.summary.stop_reason}): `make demo` (or `backfill demo`) again "
+            f"stopped ({stopped.summary.stop_reason}): `make demo` (or `backfill demo`) again "
             "resumes where this one stopped"
         )
         raise typer.Exit(3) from None

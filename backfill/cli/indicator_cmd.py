@@ -23,6 +23,7 @@ from backfill.indicator import (
     MonthFigures,
     last_complete_month,
     measure_month,
+    percent,
 )
 from backfill.indicator_sources import load_ledger_acks
 from backfill.outputs import plain, write_output
@@ -30,10 +31,6 @@ from backfill.reconcile import reconcile_configured
 from backfill.selection import load_rule
 
 __all__ = ["ActivityOption", "WindowOption", "bonus", "indicator"]
-
-
-def _percent(rate: Fraction | None) -> str:
-    return "—" if rate is None else f"{float(rate) * 100:.1f} %"
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -87,7 +84,7 @@ def ds14_table(figures: list[Ds14]) -> Table:
     table.add_column("")
     for f in figures:
         table.add_column(f"{f.month}{' (to date)' if f.month_to_date else ''}", justify="right")
-    table.add_row("DS1.4", *(_percent(f.rate) for f in figures))
+    table.add_row("DS1.4", *(percent(f.rate) for f in figures))
     labels = {
         "returning_patient_stays": "returning-patient stays (denominator)",
         "identity_not_qualified": "  identity not qualified",
@@ -181,7 +178,7 @@ def bonus_lines(est: money.Estimate, month: Month | None) -> list[str]:
     for cond in est.conditions:
         state_word = {True: "met", False: "NOT met", None: "not measured"}[cond.met]
         lines.append(
-            f"  {cond.indicator} {names[cond.indicator]}: {_percent(cond.value)} "
+            f"  {cond.indicator} {names[cond.indicator]}: {percent(cond.value)} "
             f"(target {float(cond.target) * 100:.0f} %) — {state_word}"
         )
     if est.history_bonus is not None:

@@ -12,16 +12,14 @@ import asyncio
 import datetime as dt
 from typing import Annotated
 
-import sqlalchemy as sa
 import typer
 
 from backfill.cli._app import app, err_console, out_console, state
 from backfill.cli._progress import SendingBar
 from backfill.cli.audit_cmd import parse_as_of, parse_window
-from backfill.databases import open_engine
-from backfill.errors import ConfigError, DataSourceError
+from backfill.errors import ConfigError
 from backfill.pipeline import RunSummary, run, until_instant
-from backfill.selection import Rule, Window, check_rule_codes, load_rule
+from backfill.selection import Rule, Window, load_rule
 
 __all__ = ["catch_up_command", "run_command", "send_command"]
 
@@ -41,17 +39,6 @@ def _go(
     lookahead_days: int | None = None,
 ) -> None:
     settings = state.settings()
-    if settings.dpi.url and any(r.filters for r in rule.per_kind.values()):
-        # Before the ledger records a run: a filter naming a code the DPI lacks stops it here.
-        engine = open_engine(settings.dpi.url, "DPI", must_exist=True)
-        try:
-            check_rule_codes(engine, rule)
-        except sa.exc.SQLAlchemyError as exc:
-            raise DataSourceError(
-                f"the DPI database cannot be read: {getattr(exc, 'orig', exc)}"
-            ) from None
-        finally:
-            engine.dispose()
     deadline = until_instant(until, dt.datetime.now(dt.UTC)) if until else None
     progress = SendingBar() if err_console.is_terminal and not dry_run else None
     summary: RunSummary = asyncio.run(
