@@ -15,7 +15,6 @@ Sizes default to what this 2-core machine runs in a few minutes; the figures say
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import os
 import resource
@@ -37,7 +36,7 @@ from backfill.config import DmpSettings, DpiSettings, LedgerSettings, RunSetting
 from backfill.databases import open_engine
 from backfill.dmp_session import async_dmp_client, dmp_client
 from backfill.documents import build_selected
-from backfill.pipeline import RunSummary, run
+from backfill.pipeline import RunSummary, run, run_blocking
 from backfill.selection import DEFAULT_RULE, decide, load_rule
 from backfill.selection.paris_time import PARIS
 from connectors.dmp_mock.process import MockProcess
@@ -114,7 +113,7 @@ def engine_run(config: Settings) -> tuple[RunSummary, list[tuple[float, int]], f
             return summary, client.stamps
 
     started = time.monotonic()
-    summary, stamps = asyncio.run(go())
+    summary, stamps = run_blocking(go())
     return summary, stamps, time.monotonic() - started
 
 

@@ -66,7 +66,9 @@ CREATE TABLE bf_document (
     run_id             BIGINT        NOT NULL REFERENCES bf_run (run_id)  -- the run in charge of it
 );
 CREATE INDEX ix_bf_document_state_ipp ON bf_document (state, ipp);
-CREATE INDEX ix_bf_document_ipp ON bf_document (ipp);
+-- (ipp, run_id): a run asks for one patient's documents in its charge; on (ipp) alone SQLite,
+-- without statistics, chose the run's index and read every document of the run per patient.
+CREATE INDEX ix_bf_document_ipp_run ON bf_document (ipp, run_id);
 CREATE INDEX ix_bf_document_set ON bf_document (set_id, version);
 CREATE INDEX ix_bf_document_run ON bf_document (run_id, state);
 

@@ -8,7 +8,6 @@ two demos (resume or start clean) is `backfill.demo`'s business; the sending is
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import signal
@@ -33,7 +32,7 @@ from backfill.errors import ConfigError
 from backfill.indicator import Ds14, Month, percent
 from backfill.logs import configure_logging
 from backfill.outputs import export_name, open_output, private_folder, write_output
-from backfill.pipeline import RunSummary, run
+from backfill.pipeline import RunSummary, run, run_blocking
 from backfill.report import gather, render_html
 from backfill.selection import DEFAULT_RULE, Decision, decide, load_rule
 from backfill.selection.audit import AuditCounts, DecisionCsv, reason_table
@@ -199,7 +198,7 @@ def _send(demo: DemoRun) -> None:
     """The sender itself (`backfill.pipeline.run`) on every selected document, with its ledger."""
     settings = demo.sending_settings()
     bar = SendingBar() if err_console.is_terminal else None
-    summary = asyncio.run(
+    summary = run_blocking(
         run(settings, mode="demo", rule=load_rule(DEFAULT_RULE), as_of=demo.as_of, progress=bar)
     )
     demo.ds14_before = summary.ds14_before

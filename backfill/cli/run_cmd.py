@@ -8,7 +8,6 @@ the sender's JSON log lines are the record.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Annotated
 
@@ -18,7 +17,7 @@ from backfill.cli._app import app, err_console, out_console, state
 from backfill.cli._progress import SendingBar
 from backfill.cli.audit_cmd import parse_as_of, parse_window
 from backfill.errors import ConfigError
-from backfill.pipeline import RunSummary, run, until_instant
+from backfill.pipeline import RunSummary, run, run_blocking, until_instant
 from backfill.selection import Rule, Window, load_rule
 
 __all__ = ["catch_up_command", "run_command", "send_command"]
@@ -41,7 +40,7 @@ def _go(
     settings = state.settings()
     deadline = until_instant(until, dt.datetime.now(dt.UTC)) if until else None
     progress = SendingBar() if err_console.is_terminal and not dry_run else None
-    summary: RunSummary = asyncio.run(
+    summary: RunSummary = run_blocking(
         run(
             settings,
             mode=mode,

@@ -128,7 +128,7 @@ bf_document = Table(
     Column("selected_run_id", _Id, ForeignKey("bf_run.run_id"), nullable=False),
     Column("run_id", _Id, ForeignKey("bf_run.run_id"), nullable=False),
     Index("ix_bf_document_state_ipp", "state", "ipp"),
-    Index("ix_bf_document_ipp", "ipp"),
+    Index("ix_bf_document_ipp_run", "ipp", "run_id"),  # see sql/ledger.sql
     Index("ix_bf_document_set", "set_id", "version"),
     Index("ix_bf_document_run", "run_id", "state"),
 )

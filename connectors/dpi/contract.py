@@ -12,6 +12,7 @@ the synthetic DPI and the DDL file have them, a DPI view may not. Whoever querie
 from __future__ import annotations
 
 import re
+import weakref
 
 from sqlalchemy import (
     Boolean,
@@ -163,7 +164,14 @@ OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 def present_optional_columns(bind: Engine | Connection) -> frozenset[str]:
-    """The optional columns this DPI offers, as `table.column` names (reflected once)."""
+    """The optional columns this DPI offers, as `table.column` names.
+
+    Reflected once per engine: a sender reads the DPI for every patient, and reflecting the
+    tables each time cost more than the reading itself."""
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    known = _PRESENT.get(engine)
+    if known is not None:
+        return known
     inspector = inspect(bind)
     present = set()
     for table, columns in OPTIONAL_COLUMNS.items():
@@ -172,7 +180,11 @@ def present_optional_columns(bind: Engine | Connection) -> frozenset[str]:
         except NoSuchTableError:
             continue
         present.update(f"{table}.{c}" for c in columns if c in names)
-    return frozenset(present)
+    _PRESENT[engine] = found = frozenset(present)
+    return found
+
+
+_PRESENT: weakref.WeakKeyDictionary[Engine, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
 def table_columns(table: Table, present: frozenset[str]) -> list[Column]:  # type: ignore[type-arg]
