@@ -30,6 +30,7 @@ from backfill.databases import describe_url, open_engine, translate_errors
 from backfill.errors import LedgerMissing, LedgerSchemaError, TransitionError
 from backfill.ledger import migrate
 from backfill.ledger.lock import RunLock, acquire, advisory_key
+from backfill.ledger.queries import statements
 from backfill.ledger.schema import (
     bf_attempt,
     bf_attempt_document,
@@ -304,6 +305,15 @@ ad = bf_attempt_document.c
 p = bf_patient.c
 r = bf_run.c
 
+_PENDING_COLUMNS = (
+    d.document_id, d.set_id, d.version, d.ipp, d.state, d.kind, d.replaces_unique_id,
+    d.unique_id, d.hash, d.size, d.attempts,
+)  # fmt: skip
+_STATE_PARAMS = {
+    s.name.lower(): s.value
+    for s in (DocState.SELECTED, DocState.SENDING, DocState.RETRY_WAIT, DocState.DEFERRED)
+}
+
 
 class Ledger:
     """One ledger database. Open it with `Ledger.open` (create/upgrade) or `Ledger.open_existing`."""
@@ -316,6 +326,7 @@ class Ledger:
         self.where = describe_url(url)
         self.clock = clock
         self._lock: RunLock | None = None
+        self._sql = statements("ledger_sending.sql", engine.dialect.name)
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -625,26 +636,18 @@ class Ledger:
         with the recorded uniqueId and bytes), retry_wait due, deferred past their recheck
         (with `run_id`: only those that run has in charge)."""
         now = now or self.clock()
-        query = (
-            sa.select(
-                d.document_id,
-                d.set_id,
-                d.version,
-                d.ipp,
-                d.state,
-                d.kind,
-                d.replaces_unique_id,
-                d.unique_id,
-                d.hash,
-                d.size,
-                d.attempts,
-            )
-            .select_from(bf_document.outerjoin(bf_patient, p.ipp == d.ipp))
-            .where(d.ipp == ipp, self._due(now))
-            .order_by(d.document_id)
-        )
         if run_id is not None:
-            query = query.where(d.run_id == run_id)
+            # The sender's call, once per patient: the prepared statement of sql/.
+            query: Any = self._sql["pending_documents"]
+            params: dict[str, Any] = {"ipp": ipp, "run_id": run_id, "now": now, **_STATE_PARAMS}
+        else:
+            query = (
+                sa.select(*_PENDING_COLUMNS)
+                .select_from(bf_document.outerjoin(bf_patient, p.ipp == d.ipp))
+                .where(d.ipp == ipp, self._due(now))
+                .order_by(d.document_id)
+            )
+            params = {}
         with self._read() as conn:
             return [
                 PendingDocument(
@@ -660,7 +663,7 @@ class Ledger:
                     row.size,
                     row.attempts,
                 )
-                for row in conn.execute(query)
+                for row in conn.execute(query, params)
             ]
 
     # -- transitions ----------------------------------------------------------------------------
@@ -679,8 +682,14 @@ class Ledger:
         if len(by_id) != len(docs):
             raise TransitionError(f"a document appears twice in submission set {submission_set_id}")
         now = self.clock()
+        sql = self._sql
         with self._write() as conn:
-            rows = _lock_rows(conn, list(by_id))
+            rows: dict[str, Any] = {}
+            for chunk in _chunks(by_id):
+                rows.update(
+                    (row.document_id, row)
+                    for row in conn.execute(sql["lock_documents"], {"ids": chunk})
+                )
             _require_known(rows, by_id, ipp)
             require((doc_id, row.state, DocState.SENDING) for doc_id, row in rows.items())
             changed = [
@@ -697,19 +706,17 @@ class Ledger:
                     "(was the DPI content changed in place?)"
                 )
             attempt_id = conn.execute(
-                sa.insert(bf_attempt)
-                .values(
-                    run_id=run_id,
-                    action="post",
-                    ipp=ipp,
-                    submission_set_id=submission_set_id,
-                    documents=len(docs),
-                    started_at=now,
-                )
-                .returning(a.attempt_id)
+                sql["insert_post"],
+                {
+                    "run_id": run_id,
+                    "ipp": ipp,
+                    "submission_set_id": submission_set_id,
+                    "documents": len(docs),
+                    "now": now,
+                },
             ).scalar_one()
             conn.execute(
-                sa.insert(bf_attempt_document),
+                sql["insert_post_document"],
                 [
                     {
                         "attempt_id": attempt_id,
@@ -723,30 +730,19 @@ class Ledger:
                 ],
             )
             conn.execute(
-                sa.update(bf_document)
-                .where(d.document_id == sa.bindparam("b_id"))
-                .values(
-                    state=DocState.SENDING.value,
-                    unique_id=sa.bindparam("b_unique_id"),
-                    hash=sa.bindparam("b_hash"),
-                    size=sa.bindparam("b_size"),
-                    replaces_unique_id=sa.func.coalesce(
-                        sa.bindparam("b_replaces", type_=sa.String), d.replaces_unique_id
-                    ),
-                    attempts=d.attempts + 1,
-                    submission_set_id=submission_set_id,
-                    attempt_id=attempt_id,
-                    next_attempt_at=None,
-                    updated_at=now,
-                    run_id=run_id,
-                ),
+                sql["mark_sending"],
                 [
                     {
-                        "b_id": doc.document_id,
-                        "b_unique_id": doc.unique_id,
-                        "b_hash": doc.hash,
-                        "b_size": doc.size,
-                        "b_replaces": doc.replaces_unique_id,
+                        "document_id": doc.document_id,
+                        "sending": DocState.SENDING.value,
+                        "unique_id": doc.unique_id,
+                        "hash": doc.hash,
+                        "size": doc.size,
+                        "replaces_unique_id": doc.replaces_unique_id,
+                        "submission_set_id": submission_set_id,
+                        "attempt_id": attempt_id,
+                        "now": now,
+                        "run_id": run_id,
                     }
                     for doc in docs
                 ],
@@ -771,99 +767,78 @@ class Ledger:
         still records what this answer said about it.
         """
         now = self.clock()
+        sql = self._sql
         with self._write() as conn:
-            attempt = conn.execute(
-                sa.select(a.ended_at, a.ipp).where(a.attempt_id == attempt_id)
-            ).first()
-            if attempt is None:
+            members = conn.execute(sql["lock_attempt"], {"attempt_id": attempt_id}).all()
+            if not members:
                 raise TransitionError(f"attempt {attempt_id} is not in the ledger")
-            if attempt.ended_at is not None:
+            if members[0].ended_at is not None:
                 raise TransitionError(f"attempt {attempt_id} already has its answer recorded")
-            members = set(
-                conn.execute(sa.select(ad.document_id).where(ad.attempt_id == attempt_id)).scalars()
-            )
+            ipp = members[0].ipp
             given = [res.document_id for res in results]
-            if sorted(given) != sorted(members):
+            if sorted(given) != sorted(row.document_id for row in members):
+                named = {row.document_id for row in members}
                 raise TransitionError(
                     f"the answer to attempt {attempt_id} must give one result per document of "
-                    f"its set: missing {sorted(members - set(given))[:5]}, extra "
-                    f"{sorted(set(given) - members)[:5]}, or a document given twice"
+                    f"its set: missing {sorted(named - set(given))[:5]}, extra "
+                    f"{sorted(set(given) - named)[:5]}, or a document given twice"
                 )
             leaving = [res.document_id for res in results if res.state == DocState.SENDING]
             if leaving:
                 raise TransitionError(
                     f"an answer cannot leave a document sending: {', '.join(leaving[:5])}"
                 )
-            rows = _lock_rows(conn, given)
             current = {
-                doc_id: row
-                for doc_id, row in rows.items()
+                row.document_id
+                for row in members
                 if row.attempt_id == attempt_id and row.state == DocState.SENDING.value
             }
             require((res.document_id, DocState.SENDING, res.state) for res in results)
             updates = [
                 {
-                    "b_id": res.document_id,
-                    "b_state": res.state.value,
-                    "b_code": res.code,
-                    "b_text": res.text[:_TEXT_MAX],
-                    "b_next": res.next_attempt_at if res.state == DocState.RETRY_WAIT else None,
-                    "b_acked": now if res.state == DocState.ACKED else None,
+                    "document_id": res.document_id,
+                    "state": res.state.value,
+                    "code": res.code,
+                    "text": res.text[:_TEXT_MAX],
+                    "next_attempt_at": (
+                        res.next_attempt_at if res.state == DocState.RETRY_WAIT else None
+                    ),
+                    "acked_at": now if res.state == DocState.ACKED else None,
+                    "now": now,
                 }
                 for res in results
                 if res.document_id in current
             ]
             if updates:
-                conn.execute(
-                    sa.update(bf_document)
-                    .where(d.document_id == sa.bindparam("b_id"))
-                    .values(
-                        state=sa.bindparam("b_state"),
-                        last_code=sa.bindparam("b_code"),
-                        last_text=sa.bindparam("b_text"),
-                        next_attempt_at=sa.bindparam(
-                            "b_next", type_=bf_document.c.next_attempt_at.type
-                        ),
-                        acked_at=sa.bindparam("b_acked", type_=bf_document.c.acked_at.type),
-                        updated_at=now,
-                    ),
-                    updates,
-                )
+                conn.execute(sql["record_answer"], updates)
             conn.execute(
-                sa.update(bf_attempt_document)
-                .where(ad.attempt_id == attempt_id, ad.document_id == sa.bindparam("b_id"))
-                .values(
-                    result=sa.bindparam("b_result"),
-                    code=sa.bindparam("b_code"),
-                    text=sa.bindparam("b_text"),
-                ),
+                sql["record_answer_document"],
                 [
                     {
-                        "b_id": res.document_id,
-                        "b_result": res.state.value if res.document_id in current else "superseded",
-                        "b_code": res.code,
-                        "b_text": res.text[:_TEXT_MAX],
+                        "attempt_id": attempt_id,
+                        "document_id": res.document_id,
+                        "result": res.state.value if res.document_id in current else "superseded",
+                        "code": res.code,
+                        "text": res.text[:_TEXT_MAX],
                     }
                     for res in results
                 ],
             )
             conn.execute(
-                sa.update(bf_attempt)
-                .where(a.attempt_id == attempt_id)
-                .values(
-                    outcome=outcome,
-                    http_status=http_status,
-                    latency=latency,
-                    detail=detail[:_TEXT_MAX] or None,
-                    ended_at=now,
-                )
+                sql["close_attempt"],
+                {
+                    "attempt_id": attempt_id,
+                    "outcome": outcome,
+                    "http_status": http_status,
+                    "latency": latency,
+                    "detail": detail[:_TEXT_MAX] or None,
+                    "now": now,
+                },
             )
             if any(res.state == DocState.ACKED for res in results):
-                # The DMP took this patient's documents: whatever we noted before, it has one.
                 conn.execute(
-                    sa.update(bf_patient)
-                    .where(p.ipp == attempt.ipp, p.dmp_status == NO_DMP)
-                    .values(dmp_status=DMP_OPEN, recheck_at=None, updated_at=now)
+                    sql["patient_has_dmp"],
+                    {"ipp": ipp, "open": DMP_OPEN, "no_dmp": NO_DMP, "now": now},
                 )
 
     def reject_unsendable(self, run_id: int, document_id: str, code: str, text: str) -> None:
