@@ -4,15 +4,18 @@ The sender's event loop only waits on the network; reading a patient's rows and 
 building their CDA (lxml, base64, SHA-1, the XSD check) runs in a pool. Each worker opens its own
 DPI engine from the URL (so a process pool pickles only document ids in and built documents out).
 
-`bench/send.py` measures both pools on the project's 2-core machine; `thread` is the default
-because the process pool was not faster there (see docs/sender.md for the figures): lxml's
-parsing, serialisation and XSD validation and hashlib's SHA-1 release the GIL, so two threads
-already use both cores, and a process pool adds the pickling of every built document back.
+`process` is the default (`[run] build_pool`): once the ledger and the DMP client had shed their
+own overhead, the sender's process was bound by one core and building took about a quarter of
+it; in worker processes it runs on the other core (`bench/send.py` (b) on this 2-core machine:
+134 → 155–159 documents/s, see docs/sender.md). The processes are spawned, not forked: a fork
+would inherit the run lock's file descriptor and, if the run were killed, keep the lock held.
+`thread` remains for machines short of memory; `inline` is for tests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import threading
 from collections.abc import Collection, Sequence
@@ -80,6 +83,18 @@ _process_worker: _Worker | None = None
 def _init_process(setup: _WorkerSetup) -> None:
     global _process_worker  # noqa: PLW0603  (one worker per pool process, set by its initializer)
     _process_worker = _Worker(setup)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        # A run killed with -9 cannot shut its pool down, and a worker waits on its task queue
+        # for ever: it leaves as soon as its parent is gone (the parent's sentinel closes).
+        threading.Thread(
+            target=_leave_with, args=(parent,), name="parent-watch", daemon=True
+        ).start()
+
+
+def _leave_with(parent: multiprocessing.process.BaseProcess) -> None:
+    parent.join()
+    os._exit(1)
 
 
 def _build_in_process(
@@ -98,7 +113,7 @@ class BuildPool:
         establishment: Establishment,
         *,
         content_root: Path | None = None,
-        kind: PoolKind = "thread",
+        kind: PoolKind = "process",
         workers: int | None = None,
         xsd_check: bool = True,
         environment: Environment | None = None,
@@ -110,7 +125,10 @@ class BuildPool:
         self._executor: Executor | None = None
         if kind == "process":
             self._executor = ProcessPoolExecutor(
-                workers, initializer=_init_process, initargs=(setup,)
+                workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_process,
+                initargs=(setup,),
             )
         elif kind == "thread":
             self._executor = ThreadPoolExecutor(workers, thread_name_prefix="cda-build")

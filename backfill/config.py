@@ -337,6 +337,11 @@ class RunSettings(_Section):
     metrics_file: Path | None = Field(
         None, description="Prometheus textfile written at the end of a run"
     )
+    build_pool: Literal["process", "thread"] = Field(
+        "process",
+        description="where documents are read and built while others are sent: worker processes "
+        "(a core of their own) or threads (less memory)",
+    )
 
 
 class IndicatorSettings(_Section):

@@ -708,12 +708,13 @@ async def run(
     progress: Progress | None = None,
     client: DmpClientLike | None = None,
     stop: StopSwitch | None = None,
-    pool_kind: PoolKind = "thread",
+    pool_kind: PoolKind | None = None,
     seed: int | None = None,
 ) -> RunSummary:
     """One run of the sender (see the module docstring). `client` and `stop` are seams for
     tests and benchmarks; the CLI passes neither."""
     settings.require("dpi.url")
+    pool_kind = pool_kind or settings.run.build_pool
     # Every document is checked against the official schemas before it goes: without them
     # nothing can go, which is configuration (exit 2) said once, not a failure per patient.
     find_specs()

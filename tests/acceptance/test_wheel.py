@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from backfill.ledger.migrate import head_revision
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -66,4 +68,4 @@ def test_wheel_installs_and_runs_outside_the_repository(tmp_path: Path) -> None:
         cwd=workdir, capture_output=True, text=True, check=False,
     )  # fmt: skip
     # structlog prints to stdout when nothing configured logging: the answer is the last line.
-    assert ledger.stdout.splitlines()[-1].split() == ["0001", "0", "True"], ledger.stderr
+    assert ledger.stdout.splitlines()[-1].split() == [head_revision(), "0", "True"], ledger.stderr

@@ -89,6 +89,28 @@ def _wait_for_attempts(engine: sa.Engine, target: int, child: subprocess.Popen[s
         time.sleep(0.01)
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (the build pool's workers), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def _held_once(base: str, seeded: set[str]) -> list[str]:
     return sorted(str(d["unique_id"]) for d in mock_documents(base) if d["unique_id"] not in seeded)
 
@@ -102,19 +124,24 @@ def test_killed_ten_times_then_rerun_the_dmp_holds_the_selection_once(
     watch = sa.create_engine(database.url)
     rng = random.Random(2024)
     kills = 0
+    workers: list[int] = []
     try:
         for _ in range(10):
             child = _start(env, tmp_path)
             _wait_for_attempts(watch, _attempts(watch) + rng.randint(1, 2), child)
             if child.poll() is None:
+                workers += _children(child.pid)
                 child.send_signal(signal.SIGKILL)
                 kills += 1
+            # The pool's workers share the run's stdout: this returns once they have left too.
             child.communicate(timeout=WAIT_LIMIT)
         final = _start(env, tmp_path)
         out, err = final.communicate(timeout=WAIT_LIMIT)
     finally:
         watch.dispose()
     assert kills >= 10, "every kill struck a running sender"
+    assert workers, "the runs built their documents in worker processes"
+    assert not [pid for pid in workers if _running(pid)], "a killed run left workers behind"
     assert final.returncode == 0, out + err
     assert "invariant" in out
     assert "holds" in out
