@@ -376,7 +376,8 @@ class _Context:
     taken: int = 0
 
     async def led(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """A ledger write off the event loop (its commit waits on the disk), one at a time."""
+        """A ledger write off the event loop (its commit waits on the disk); one patient's
+        writes come one after the other, as its sender awaits each."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.ledger_thread, partial(call, *args, **kwargs))
 
@@ -941,7 +942,7 @@ async def _send_run(
         max_documents,
         clock=lambda: dt.datetime.now(dt.UTC),
         hidden=hidden,
-        ledger_thread=ThreadPoolExecutor(1, thread_name_prefix="ledger"),
+        ledger_thread=ThreadPoolExecutor(ledger.writers, thread_name_prefix="ledger"),
     )
     try:
         with _signals(stop):

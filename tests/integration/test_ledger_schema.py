@@ -151,3 +151,13 @@ def test_sqlite_ledger_uses_wal_a_busy_timeout_and_foreign_keys(sqlite_database)
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_postgresql_ledger_commits_without_waiting_for_the_disk_like_sqlite_normal(
+    postgresql_database,
+) -> None:
+    """synchronous_commit off on the engine's writing connections, as SQLite's NORMAL: only a
+    server crash may lose the last commits, which the sender then resends under the same ids."""
+    with Ledger.open(postgresql_database.url) as ledger, ledger.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+        assert ledger.writers > 1
