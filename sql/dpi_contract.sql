@@ -88,8 +88,6 @@ CREATE TABLE dpi_document (
     authenticated_at        TIMESTAMP,
     unit_code               VARCHAR(64),
     mime_type               VARCHAR(100),
-    content                 BLOB,
-    content_uri             VARCHAR(1000),
     masked_ps               BOOLEAN      NOT NULL,
     invisible_patient       BOOLEAN      NOT NULL,
     invisible_legal_rep     BOOLEAN      NOT NULL,
@@ -100,7 +98,12 @@ CREATE TABLE dpi_document (
     -- OPTIONAL. The author's role for this document (JDV_J47 code, e.g. DISPHYS), if recorded.
     author_function         VARCHAR(16),
     -- OPTIONAL. For an operative report (CRO): when the operation took place.
-    operated_at             TIMESTAMP
+    operated_at             TIMESTAMP,
+    -- The contents last: SQLite reaches a column stored after a large value only by walking that
+    -- value's overflow pages, and selection reads the other columns of every row (a DPI view may
+    -- order its columns as it likes; queries name them).
+    content_uri             VARCHAR(1000),
+    content                 BLOB
 );
 
 CREATE INDEX ix_dpi_document_ipp ON dpi_document (ipp);

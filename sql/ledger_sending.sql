@@ -11,13 +11,13 @@
 
 -- name: pending_documents
 -- One patient's documents due now (selected; sending, left by a crash; retry_wait whose time has
--- come; deferred past the patient's recheck), in the charge of run :run_id.
+-- come; deferred past the patient's recheck), in the charge of run :run_id (NULL: of any run).
 SELECT d.document_id, d.set_id, d.version, d.ipp, d.state, d.kind, d.replaces_unique_id,
        d.unique_id, d.hash, d.size, d.attempts
 FROM bf_document d
 LEFT OUTER JOIN bf_patient p ON p.ipp = d.ipp
 WHERE d.ipp = :ipp
-  AND d.run_id = :run_id
+  AND (CAST(:run_id AS BIGINT) IS NULL OR d.run_id = :run_id)
   AND (d.state IN (:selected, :sending)
        OR (d.state = :retry_wait AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= :now))
        OR (d.state = :deferred AND (p.recheck_at IS NULL OR p.recheck_at <= :now)))

@@ -305,10 +305,6 @@ ad = bf_attempt_document.c
 p = bf_patient.c
 r = bf_run.c
 
-_PENDING_COLUMNS = (
-    d.document_id, d.set_id, d.version, d.ipp, d.state, d.kind, d.replaces_unique_id,
-    d.unique_id, d.hash, d.size, d.attempts,
-)  # fmt: skip
 _STATE_PARAMS = {
     s.name.lower(): s.value
     for s in (DocState.SELECTED, DocState.SENDING, DocState.RETRY_WAIT, DocState.DEFERRED)
@@ -569,6 +565,7 @@ class Ledger:
     # -- what to send now -----------------------------------------------------------------------
 
     def _due(self, now: dt.datetime) -> sa.ColumnElement[bool]:
+        # The twin of sql/ledger_sending.sql's pending_documents condition: keep them in step.
         return sa.or_(
             d.state.in_([DocState.SELECTED.value, DocState.SENDING.value]),
             sa.and_(
@@ -642,18 +639,7 @@ class Ledger:
         with the recorded uniqueId and bytes), retry_wait due, deferred past their recheck
         (with `run_id`: only those that run has in charge)."""
         now = now or self.clock()
-        if run_id is not None:
-            # The sender's call, once per patient: the prepared statement of sql/.
-            query: Any = self._sql["pending_documents"]
-            params: dict[str, Any] = {"ipp": ipp, "run_id": run_id, "now": now, **_STATE_PARAMS}
-        else:
-            query = (
-                sa.select(*_PENDING_COLUMNS)
-                .select_from(bf_document.outerjoin(bf_patient, p.ipp == d.ipp))
-                .where(d.ipp == ipp, self._due(now))
-                .order_by(d.document_id)
-            )
-            params = {}
+        params = {"ipp": ipp, "run_id": run_id, "now": now, **_STATE_PARAMS}
         with self._read() as conn:
             return [
                 PendingDocument(
@@ -669,7 +655,7 @@ class Ledger:
                     row.size,
                     row.attempts,
                 )
-                for row in conn.execute(query, params)
+                for row in conn.execute(self._sql["pending_documents"], params)
             ]
 
     # -- transitions ----------------------------------------------------------------------------

@@ -141,8 +141,6 @@ dpi_document = Table(
     Column("authenticated_at", DateTime),
     Column("unit_code", String(64)),
     Column("mime_type", String(100)),
-    Column("content", LargeBinary),
-    Column("content_uri", String(1000)),
     Column("masked_ps", Boolean, nullable=False),
     Column("invisible_patient", Boolean, nullable=False),
     Column("invisible_legal_rep", Boolean, nullable=False),
@@ -151,6 +149,10 @@ dpi_document = Table(
     Column("withheld", Boolean),
     Column("author_function", String(16)),
     Column("operated_at", DateTime),
+    # The contents last (see sql/dpi_contract.sql): SQLite walks a large value's overflow pages
+    # to reach any column stored after it, and selection reads every row's other columns.
+    Column("content_uri", String(1000)),
+    Column("content", LargeBinary),
     Index("ix_dpi_document_ipp", "ipp"),
     Index("ix_dpi_document_set", "set_id", "version"),
 )
