@@ -163,6 +163,10 @@ def mock_dmp(
                 ) from None
         repository = f"{scheme}://{host}:{bound}{REPOSITORY_PATH}"
         dmp_url = f"{scheme}://{host}:{bound}{SERVICES_PATH}"
+        if exit_with_parent:
+            # Watching from before the banner: the starter may be killed the moment it has read
+            # it, and a watch begun after that would take the adoptive parent for the real one.
+            _stop_when_orphaned()
         # The address is the command's output (stdout, one line, whatever the log level): the
         # operator and the programs that start the mock (`connectors.dmp_mock.process`) read it.
         # The log event beside it carries the same facts as fields for JSON log readers.
@@ -181,8 +185,6 @@ def mock_dmp(
             control_plane=control,
             seeded_from_dpi=seeded,
         )
-        if exit_with_parent:
-            _stop_when_orphaned()
         uvicorn.Server(server_config).run(sockets=[listener])
 
 
