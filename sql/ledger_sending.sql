@@ -12,6 +12,8 @@
 -- name: pending_documents
 -- One patient's documents due now (selected; sending, left by a crash; retry_wait whose time has
 -- come; deferred past the patient's recheck), in the charge of run :run_id (NULL: of any run).
+-- Its condition's twin is Ledger._due in backfill/ledger/store.py (the patients to take): keep
+-- them in step.
 SELECT d.document_id, d.set_id, d.version, d.ipp, d.state, d.kind, d.replaces_unique_id,
        d.unique_id, d.hash, d.size, d.attempts
 FROM bf_document d
