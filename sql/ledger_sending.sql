@@ -7,22 +7,27 @@
 -- Each statement follows a "-- name: NAME" line; :name marks a parameter. SQL that SQLite and
 -- PostgreSQL both run, except {for_update}: "FOR UPDATE" on PostgreSQL (the rows stay locked until
 -- the transaction ends), nothing on SQLite, whose BEGIN IMMEDIATE already keeps other writers out.
--- The state names come in as parameters (:selected, :sending…), from backfill.ledger.states.
+-- {due} stands for the condition named "due". The state names come in as parameters (:selected,
+-- :sending…), from backfill.ledger.states.
+
+-- name: due
+-- A document due now, over bf_document d LEFT JOIN bf_patient p: selected; sending (left so by a
+-- crash: resent with the same uniqueId and bytes); retry_wait whose time has come; deferred past
+-- its patient's recheck. The one definition: the patients to take (Ledger.pending_patients) and
+-- each one's documents (below) both use it.
+(d.state IN (:selected, :sending)
+ OR (d.state = :retry_wait AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= :now))
+ OR (d.state = :deferred AND (p.recheck_at IS NULL OR p.recheck_at <= :now)))
 
 -- name: pending_documents
--- One patient's documents due now (selected; sending, left by a crash; retry_wait whose time has
--- come; deferred past the patient's recheck), in the charge of run :run_id (NULL: of any run).
--- Its condition's twin is Ledger._due in backfill/ledger/store.py (the patients to take): keep
--- them in step.
+-- One patient's documents due now, in the charge of run :run_id (NULL: of any run).
 SELECT d.document_id, d.set_id, d.version, d.ipp, d.state, d.kind, d.replaces_unique_id,
        d.unique_id, d.hash, d.size, d.attempts
 FROM bf_document d
 LEFT OUTER JOIN bf_patient p ON p.ipp = d.ipp
 WHERE d.ipp = :ipp
   AND (CAST(:run_id AS BIGINT) IS NULL OR d.run_id = :run_id)
-  AND (d.state IN (:selected, :sending)
-       OR (d.state = :retry_wait AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= :now))
-       OR (d.state = :deferred AND (p.recheck_at IS NULL OR p.recheck_at <= :now)))
+  AND {due}
 ORDER BY d.document_id
 
 -- name: lock_documents

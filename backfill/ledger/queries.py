@@ -1,7 +1,8 @@
 """The ledger's statements kept in `sql/` files, loaded once per dialect as prepared text.
 
 A file holds statements each under a `-- name: NAME` line (the procrastinate way); `{for_update}`
-becomes `FOR UPDATE` on PostgreSQL and nothing on SQLite. Parameters that carry instants are
+becomes `FOR UPDATE` on PostgreSQL and nothing on SQLite, and `{other}` the SQL named `other`
+(a condition written once, used by several statements). Parameters that carry instants are
 typed here, so they are stored as the rest of the ledger stores them (naive UTC).
 """
 
@@ -38,10 +39,15 @@ def parse_named(text: str) -> dict[str, str]:
 @cache
 def statements(file_name: str, dialect: str) -> dict[str, TextClause]:
     """The named statements of `sql/<file_name>` for this dialect (`sqlite`, `postgresql`)."""
-    for_update = "FOR UPDATE" if dialect == "postgresql" else ""
+    named = parse_named(read_sql(file_name))
+    pieces = {"{for_update}": "FOR UPDATE" if dialect == "postgresql" else ""}
+    pieces.update({"{" + name + "}": sql for name, sql in named.items()})
     prepared = {}
-    for name, sql in parse_named(read_sql(file_name)).items():
-        clause = sa.text(sql.replace("{for_update}", for_update))
+    for name, written in named.items():
+        sql = written
+        for mark, piece in pieces.items():
+            sql = sql.replace(mark, piece)
+        clause = sa.text(sql)
         used = set(clause._bindparams)  # the :names this statement has
         typed = [sa.bindparam(n, type_=UtcDateTime()) for n in _INSTANTS if n in used]
         typed += [sa.bindparam(n, expanding=True) for n in _LISTS if n in used]

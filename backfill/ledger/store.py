@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.sql.elements import TextClause
 
 from backfill.databases import describe_url, open_engine, translate_errors
 from backfill.errors import LedgerMissing, LedgerSchemaError, TransitionError
@@ -305,6 +306,9 @@ ad = bf_attempt_document.c
 p = bf_patient.c
 r = bf_run.c
 
+# Aliased as the `due` condition of sql/ledger_sending.sql names them.
+_dd = bf_document.alias("d")
+_pp = bf_patient.alias("p")
 _STATE_PARAMS = {
     s.name.lower(): s.value
     for s in (DocState.SELECTED, DocState.SENDING, DocState.RETRY_WAIT, DocState.DEFERRED)
@@ -564,19 +568,9 @@ class Ledger:
 
     # -- what to send now -----------------------------------------------------------------------
 
-    def _due(self, now: dt.datetime) -> sa.ColumnElement[bool]:
-        # The twin of sql/ledger_sending.sql's pending_documents condition: keep them in step.
-        return sa.or_(
-            d.state.in_([DocState.SELECTED.value, DocState.SENDING.value]),
-            sa.and_(
-                d.state == DocState.RETRY_WAIT.value,
-                sa.or_(d.next_attempt_at.is_(None), d.next_attempt_at <= now),
-            ),
-            sa.and_(
-                d.state == DocState.DEFERRED.value,
-                sa.or_(p.recheck_at.is_(None), p.recheck_at <= now),
-            ),
-        )
+    def _due(self, now: dt.datetime) -> TextClause:
+        """sql/ledger_sending.sql's `due` condition, over `_dd` and `_pp` (aliases d and p)."""
+        return self._sql["due"].bindparams(now=now, **_STATE_PARAMS)
 
     def pending_patients(
         self,
@@ -590,28 +584,28 @@ class Ledger:
         run has in charge (what its selection chose): a document selection no longer chooses is
         never sent."""
         now = now or self.clock()
-        urgent = sa.func.coalesce(p.urgent, sa.false())
+        urgent = sa.func.coalesce(_pp.c.urgent, sa.false())
         query = (
-            sa.select(d.ipp, urgent, p.last_stay_at)
-            .select_from(bf_document.outerjoin(bf_patient, p.ipp == d.ipp))
+            sa.select(_dd.c.ipp, urgent, _pp.c.last_stay_at)
+            .select_from(_dd.outerjoin(_pp, _pp.c.ipp == _dd.c.ipp))
             .where(self._due(now))
-            .group_by(d.ipp, urgent, p.last_stay_at)
+            .group_by(_dd.c.ipp, urgent, _pp.c.last_stay_at)
         )
         if run_id is not None:
-            query = query.where(d.run_id == run_id)
+            query = query.where(_dd.c.run_id == run_id)
         if ipps is not None:
             rows = []
             for chunk in _chunks(sorted(set(ipps))):
                 with self._read() as conn:
-                    rows.extend(conn.execute(query.where(d.ipp.in_(chunk))).all())
+                    rows.extend(conn.execute(query.where(_dd.c.ipp.in_(chunk))).all())
             rows.sort(key=_priority_key)
             yield from (row[0] for row in rows)
             return
         ordered = query.order_by(
             urgent.desc(),
-            sa.case((p.last_stay_at.is_(None), 1), else_=0),
-            p.last_stay_at.desc(),
-            d.ipp,
+            sa.case((_pp.c.last_stay_at.is_(None), 1), else_=0),
+            _pp.c.last_stay_at.desc(),
+            _dd.c.ipp,
         )
         with self._read() as conn:
             result = conn.execution_options(stream_results=True, yield_per=_BATCH).execute(ordered)
@@ -623,12 +617,12 @@ class Ledger:
     ) -> int:
         """How many patients `pending_patients` would give (a progress display's total)."""
         query = (
-            sa.select(sa.func.count(sa.distinct(d.ipp)))
-            .select_from(bf_document.outerjoin(bf_patient, p.ipp == d.ipp))
+            sa.select(sa.func.count(sa.distinct(_dd.c.ipp)))
+            .select_from(_dd.outerjoin(_pp, _pp.c.ipp == _dd.c.ipp))
             .where(self._due(now or self.clock()))
         )
         if run_id is not None:
-            query = query.where(d.run_id == run_id)
+            query = query.where(_dd.c.run_id == run_id)
         with self._read() as conn:
             return int(conn.execute(query).scalar_one())
 
