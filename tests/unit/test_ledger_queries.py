@@ -38,6 +38,7 @@ def test_a_named_condition_is_written_once_and_included_where_named() -> None:
     """`due` decides what is sent; the patients to take and their documents share its text."""
     sending = statements("ledger_sending.sql", "sqlite")
     due = str(sending["due"])
-    assert "d.next_attempt_at" in due and "p.recheck_at" in due
+    assert "d.next_attempt_at" in due
+    assert "p.recheck_at" in due
     assert due in str(sending["pending_documents"])
     assert "{due}" not in str(sending["pending_documents"])
