@@ -4,7 +4,7 @@ The query reads only the contract tables (`connectors.dpi.contract`), binds ever
 returns per document the rank of the first failing reason the DPI can decide (0 = none), in the
 contract order of `reasons.Reason`. The reasons only the ledger or the file system knows (4 when
 acknowledged by us, 15, and the checks of `file:` contents) are merged afterwards by
-`decisions`. Times: created_at is Paris wall-clock; the bounds are computed once in Python as
+`decisions`, and so is the PDF check of inline contents (`pdf_checked_in_query` says where not). Times: created_at is Paris wall-clock; the bounds are computed once in Python as
 wall-clock sets (`paris_time.wall_clock_after`) so the comparison in SQL is exactly "the
 document's instant (fold=0) against the bound instant".
 
@@ -46,8 +46,11 @@ __all__ = [
     "TimeBounds",
     "Window",
     "compile_decisions",
+    "corrupt_pdfs_query",
     "foreign_ins_oids",
     "minor_born_after",
+    "pdf_checked_in_query",
+    "pdf_corrupt",
     "time_bounds",
 ]
 
@@ -57,6 +60,28 @@ PDF_MEDIA_TYPE = "application/pdf"
 PDF_HEAD = b"%PDF-"
 PDF_TRAILER = b"%%EOF"
 PDF_TRAILER_WINDOW = 1024
+
+
+def pdf_corrupt(content: ColumnElement[bytes]) -> ColumnElement[bool]:
+    """An inline PDF that does not start with `%PDF-` or lacks `%%EOF` in its last KiB."""
+    return sa.or_(
+        sa.not_(ps.blob_head_is(content, PDF_HEAD)),
+        sa.not_(ps.blob_tail_contains(content, PDF_TRAILER, PDF_TRAILER_WINDOW)),
+    )
+
+
+def pdf_checked_in_query(rule: Rule) -> frozenset[str]:
+    """The kinds whose inline PDFs the decision query checks itself: those with a `latest`
+    limit, since a corrupt PDF must not take one of the N places (`decisions` checks the rest)."""
+    return frozenset(kind for kind, r in rule.per_kind.items() if r.latest is not None)
+
+
+def corrupt_pdfs_query() -> sa.Select[tuple[str]]:
+    """Of the documents `ids` (an expanding parameter), those whose inline PDF is corrupt."""
+    d = dpi_document.c
+    return sa.select(d.document_id).where(
+        d.document_id.in_(sa.bindparam("ids", expanding=True)), pdf_corrupt(d.content)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +307,7 @@ def compile_decisions(
             u.c.computerized_since.is_not(None), d.c.created_at < u.c.computerized_since
         )
     matricule = p.c.ins_matricule
+    checked_in_query = pdf_checked_in_query(rule)
     has_content = d.c.content.is_not(None)
     content_size = ps.byte_length(d.c.content)
     mime = sa.func.lower(d.c.mime_type)
@@ -364,16 +390,23 @@ def compile_decisions(
             sa.and_(has_content, content_size > rule.max_content_bytes),
             Reason.CONTENT_TOO_LARGE,
         ),
-        (
-            sa.and_(
-                has_content,
-                mime == PDF_MEDIA_TYPE,
-                sa.or_(
-                    sa.not_(ps.blob_head_is(d.c.content, PDF_HEAD)),
-                    sa.not_(ps.blob_tail_contains(d.c.content, PDF_TRAILER, PDF_TRAILER_WINDOW)),
-                ),
-            ),
-            Reason.CONTENT_CORRUPT,
+        # Reading a PDF's tail reads the whole blob: done here only where a kind's `latest`
+        # limit needs it before numbering; `decisions` checks the others' after the ledger's
+        # facts, so a rerun does not read again every PDF already acknowledged.
+        *(
+            [
+                (
+                    sa.and_(
+                        has_content,
+                        mime == PDF_MEDIA_TYPE,
+                        d.c.kind.in_(sorted(checked_in_query)),
+                        pdf_corrupt(d.c.content),
+                    ),
+                    Reason.CONTENT_CORRUPT,
+                )
+            ]
+            if checked_in_query
+            else []
         ),
         (author_unknown, Reason.AUTHOR_UNKNOWN),
         (

@@ -3,8 +3,10 @@
 A document's final reason is the lowest-ranked of all that apply (DESIGN §5): the query gives
 the first the DPI can decide (`beyond_kind_limit` included: the N most recent per kind are
 counted in SQL, before these facts); a fact (acknowledged by us → 4, no DMP → 15, a `file:` content
-check → 16/18/19) replaces it only when it ranks lower, so facts are looked up only for rows
-they could change. Facts come in one batch per fetched chunk of rows.
+check → 16/18/19, an inline PDF's check → 19) replaces it only when it ranks lower, so facts are
+looked up only for rows they could change. Facts come in one batch per fetched chunk of rows.
+The inline PDF check comes last, in one query by document id: it reads whole blobs, and after a
+complete run nearly every PDF is already acknowledged (4).
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from backfill.errors import DataSourceError
 from backfill.selection.codes import check_rule_codes
-from backfill.selection.compiler import PDF_MEDIA_TYPE, Environment, Window, compile_decisions
+from backfill.selection.compiler import (
+    PDF_MEDIA_TYPE,
+    Environment,
+    Window,
+    compile_decisions,
+    corrupt_pdfs_query,
+    pdf_checked_in_query,
+)
 from backfill.selection.facts import InMemoryLedgerFacts, LedgerFacts, check_file_content
 from backfill.selection.paris_time import PARIS
 from backfill.selection.reasons import SELECTED, Reason
@@ -182,6 +191,8 @@ for _reason in Reason:
     _REASON_AT[_reason.rank] = _reason
 _ACKED = Reason.ALREADY_IN_DMP.rank
 _NO_DMP = Reason.NO_DMP.rank
+_CORRUPT = Reason.CONTENT_CORRUPT.rank
+_IDS_PER_QUERY = 500
 _INVALID = Reason.INVALID_DOCUMENT_DATA.rank
 _DATED = frozenset(
     r.rank
@@ -228,6 +239,8 @@ class _Merge:
     ) -> None:
         self.conn, self.rule, self.as_of, self.ledger = conn, rule, as_of, ledger
         self.content_root, self.aside = content_root, aside
+        self.pdf_in_query = pdf_checked_in_query(rule)
+        self.corrupt_query = corrupt_pdfs_query()
 
     def __call__(self, rows: Sequence[Sequence[Any]]) -> Iterator[Decision]:
         aside = self.aside
@@ -244,6 +257,8 @@ class _Merge:
                     ipps.add(row[_IPP])
         acked = self.ledger.acknowledged(sets) if sets else {}
         no_dmp = set(self.ledger.without_dmp(ipps, self.as_of)) if ipps else set()
+        merged: list[tuple[int, int, str | None]] = []
+        pdfs: list[str] = []  # inline PDFs whose check could still change their decision
         for row, (sql_rank, sql_rank_aside) in zip(rows, ranks, strict=True):
             rank, rank_aside = sql_rank, sql_rank_aside
             replaces = row[_REPLACES]
@@ -256,6 +271,19 @@ class _Merge:
                 fact = self._file(row, max(rank, rank_aside))
             if fact != _NONE:
                 rank, rank_aside = min(rank, fact), min(rank_aside, fact)
+            elif (
+                max(rank, rank_aside) > _CORRUPT
+                and row[_HAS_CONTENT]
+                and row[_KIND] not in self.pdf_in_query
+                and (row[_MIME] or "").lower() == PDF_MEDIA_TYPE
+            ):
+                pdfs.append(row[_ID])
+            merged.append((rank, rank_aside, replaces))
+        corrupt = self._corrupt(pdfs) if pdfs else set()
+        for row, (merged_rank, merged_aside, replaces) in zip(rows, merged, strict=True):
+            rank, rank_aside = merged_rank, merged_aside
+            if corrupt and row[_ID] in corrupt:
+                rank, rank_aside = min(rank, _CORRUPT), min(rank_aside, _CORRUPT)
             created = _wall_clock(row[_CREATED])
             if created is None:
                 # Compared as text in SQL, such a value decided nothing that depends on a date.
@@ -278,6 +306,15 @@ class _Merge:
                 bool(row[_MINOR]),
                 rank == _NONE and bool(row[_HIDE]),
             )
+
+    def _corrupt(self, ids: list[str]) -> set[str]:
+        """Those of `ids` whose inline PDF is corrupt, a few hundred per query (Oracle takes
+        at most 1 000 values in an IN list, SQL Server 2 100 parameters)."""
+        found: set[str] = set()
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            found.update(self.conn.execute(self.corrupt_query, {"ids": chunk}).scalars())
+        return found
 
     def _acked(
         self, row: Sequence[Any], in_set: Mapping[int, str], replaces: str | None

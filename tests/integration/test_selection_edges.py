@@ -182,6 +182,71 @@ def test_versions_replacements_and_ledger_facts(engine: sa.Engine, tmp_path: Pat
     assert got["missing-file"].reason is Reason.CONTENT_MISSING
 
 
+def test_inline_pdfs_are_checked_after_the_ledgers_facts(engine: sa.Engine) -> None:
+    t = dt.datetime(2023, 5, 5, 12)
+    broken = b"%PDF-1.4 cut short"
+    # More than one chunk of document ids for the check (500 a query), corrupt ones in each.
+    many = [
+        document(f"m{n:04d}", "P1", t, content=broken if n % 400 == 7 else PDF) for n in range(1200)
+    ]
+    facts = InMemoryLedgerFacts(acked={"ours": {1: "2.25.ours"}})
+    got = _decisions(
+        engine,
+        {
+            "patients": [patient("P1"), patient("unqualified", identity_status="PROV")],
+            "documents": [
+                *many,
+                document("ours", "P1", t, content=broken),
+                document("no-trailer", "P1", t, content=broken, mime_type="Application/PDF"),
+                document("no-author-either", "P1", t, content=broken, author_id=None),
+                document("not-a-pdf", "P1", t, content=b"plain text", mime_type="text/plain"),
+                document("aside", "unqualified", t, content=broken),
+            ],
+        },
+        rule=load_rule(),
+        facts=facts,
+        identity_aside=True,
+    )
+    corrupt = {k for k, d in got.items() if d.reason is Reason.CONTENT_CORRUPT}
+    assert corrupt == {"m0007", "m0407", "m0807", "no-trailer", "no-author-either"}
+    assert got["ours"].reason is Reason.ALREADY_IN_DMP  # acknowledged first: never reread
+    assert got["not-a-pdf"].reason is Reason.CONTENT_UNSUPPORTED_FORMAT
+    assert got["aside"].reason is Reason.IDENTITY_NOT_QUALIFIED
+    assert got["aside"].reason_identity_aside is Reason.CONTENT_CORRUPT
+    assert sum(d.selected for d in got.values()) == 1197
+
+
+def test_a_rerun_reads_no_pdf_the_dmp_acknowledged(engine: sa.Engine) -> None:
+    """After a complete run every selected PDF is acknowledged: reading each one's last KiB
+    again (a whole blob read) made a rerun of 100 000 documents take minutes."""
+    t = dt.datetime(2023, 5, 5, 12)
+    insert(engine, {"units": [unit(since=dt.date(2019, 3, 1))], "authors": [author()]})
+    insert(
+        engine,
+        {"patients": [patient("P1")], "documents": [document(f"d{n}", "P1", t) for n in range(20)]},
+    )
+    checked: list[int] = []
+
+    def count_checks(conn, clause, multiparams, params, options) -> None:
+        if isinstance(clause, sa.Select) and [c.name for c in clause.selected_columns] == [
+            "document_id"
+        ]:
+            checked.append(len((multiparams or [params])[0]["ids"]))
+
+    sa.event.listen(engine, "before_execute", count_checks)
+    try:
+        first = list(decide(engine, load_rule(), AS_OF))
+        assert checked == [20]
+        checked.clear()
+        facts = InMemoryLedgerFacts(acked={f"d{n}": {1: f"2.25.{n}"} for n in range(20)})
+        again = list(decide(engine, load_rule(), AS_OF, facts=facts))
+    finally:
+        sa.event.remove(engine, "before_execute", count_checks)
+    assert all(d.selected for d in first)
+    assert all(d.reason is Reason.ALREADY_IN_DMP for d in again)
+    assert checked == []
+
+
 def test_file_checks(tmp_path: Path) -> None:
     big = tmp_path / "big.pdf"
     big.write_bytes(b"%PDF-" + b"x" * 100 + b"%%EOF")

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Dialect
 
 from backfill.indicator import discharge_share_query, ds14_query
 from backfill.selection import Window, load_rule
-from backfill.selection.compiler import compile_decisions
+from backfill.selection.compiler import compile_decisions, corrupt_pdfs_query
 from backfill.visiting import visiting_query
 
 AS_OF = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -66,6 +66,7 @@ DPI_QUERIES = [
         ("QUAL", "LDL", "IMP"),
     ),
     DpiQuery("visiting patients", visiting_query, ("in_progress", "planned", "cancelled")),
+    DpiQuery("inline PDFs checked after the ledger's facts", corrupt_pdfs_query, (1024,)),
 ]
 
 DIALECTS: dict[str, Callable[[], Dialect]] = {
