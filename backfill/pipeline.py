@@ -814,6 +814,8 @@ async def _dry_run(
             content_root=settings.dpi.content_root,
             fetch_size=settings.dpi.fetch_size,
             environment=settings.dmp.environment,
+            # A manual send names the reason of each document it refuses.
+            selected_only=document_ids is None,
         )
         stream = _selected_stream(
             engine,
@@ -900,6 +902,7 @@ async def _send_run(
         content_root=settings.dpi.content_root,
         fetch_size=settings.dpi.fetch_size,
         environment=settings.dmp.environment,
+        selected_only=document_ids is None,  # a manual send names the reasons it refuses
     )
     hidden: set[str] = set()
     taken = ledger.record_selected(
@@ -958,7 +961,8 @@ async def _send_run(
         summary.by_state = {state.value: n for state, n in invariant.by_state.items()}
         summary.exit_code = _exit_code(summary, invariant)
         if summary.ds14_before is not None:
-            summary.ds14_after = _tracked_ds14(settings)
+            # Measured again only if this run moved it (the query reads every acknowledgement).
+            summary.ds14_after = _tracked_ds14(settings) if summary.acked else summary.ds14_before
         summary.elapsed = time.monotonic() - summary.started
         ledger.finish_run(run_id, exit_status=summary.exit_code, counts=summary.as_json())
         log.info("run.end", **_log_fields(summary))

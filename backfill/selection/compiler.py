@@ -242,8 +242,12 @@ def compile_decisions(
     ordered: bool = True,
     environment: Environment = "test",
     present: frozenset[str] = frozenset(),
+    selected_only: bool = False,
 ) -> sa.Select[tuple[object, ...]]:
     """The decision query. Columns: see `decisions.Decision`; `rank` is 0 or a reason's rank.
+
+    With `selected_only`, only the rows it selects (rank 0): the sender's stream, which keeps
+    nothing else (the facts merged afterwards can only turn a row down, never select one).
 
     With `identity_aside`, a second column `rank_identity_aside` ranks each document as if its
     patient's identity were qualified with complete INS traits, held by this IPP alone and
@@ -478,6 +482,9 @@ def compile_decisions(
             .scalar_subquery(),
         )
     )
+    first_reason = ranked(
+        before_identity + identity + after_identity + identity_appended + appended
+    )
     columns: list[ColumnElement[object]] = [
         d.c.document_id,
         d.c.set_id,
@@ -492,9 +499,7 @@ def compile_decisions(
         d.c.content_uri,
         has_content.label("has_content"),
         p.c.identity_status,
-        ranked(before_identity + identity + after_identity + identity_appended + appended).label(
-            "rank"
-        ),
+        first_reason.label("rank"),
         replaces.label("replaces_unique_id"),
         minor.label("minor"),
         sa.and_(minor, policy == _POLICY_CODES["invisible_to_legal_representatives"]).label(
@@ -523,7 +528,16 @@ def compile_decisions(
     )
     limits = {kind: r.latest for kind, r in rule.per_kind.items() if r.latest is not None}
     if limits:
-        return _limited(query, limits, identity_aside=identity_aside, ordered=ordered)
+        return _limited(
+            query,
+            limits,
+            identity_aside=identity_aside,
+            ordered=ordered,
+            selected_only=selected_only,
+        )
+    if selected_only:
+        # The CASE again in WHERE: evaluated once a row, and once more for the few selected.
+        query = query.where(first_reason == 0)
     if ordered:
         # One patient's documents together (the unit of work), reproducible order.
         query = query.order_by(d.c.ipp, d.c.set_id, d.c.version, d.c.document_id)
@@ -564,6 +578,7 @@ def _limited(
     *,
     identity_aside: bool,
     ordered: bool,
+    selected_only: bool,
 ) -> sa.Select[tuple[object, ...]]:
     """`query` with `beyond_kind_limit` for the rows past the `limits[kind]` most recent.
 
@@ -599,6 +614,11 @@ def _limited(
         else:
             columns.append(column)
     outer = sa.select(*columns).select_from(inner)
+    if selected_only:
+        # A window function cannot be filtered on where it is computed: one more level.
+        numbered = outer.subquery("numbered")
+        outer = sa.select(*numbered.c).where(numbered.c.rank == 0)
+        c = numbered.c
     if ordered:
         outer = outer.order_by(c.ipp, c.set_id, c.version, c.document_id)
     return outer

@@ -113,8 +113,12 @@ def decide(
     identity_aside: bool = False,
     ordered: bool = True,
     environment: Environment = "test",
+    selected_only: bool = False,
 ) -> Iterator[Decision]:
     """Every document version of the DPI with its decision, streamed in `fetch_size` chunks.
+
+    With `selected_only`, only the selected ones: what the sender keeps, without fetching and
+    merging the rows it would drop (most of a DPI; after a complete run, nearly all).
 
     `environment` is the DMP's (`[dmp] environment`): INS OIDs of the other are refused.
     A rule whose per-kind filters name a unit, specialty or setting code the DPI does not have
@@ -122,18 +126,22 @@ def decide(
     """
     if as_of.tzinfo is None:
         raise ValueError("as_of must be an aware instant")
+    if selected_only and identity_aside:
+        raise ValueError("the identity worklist needs the documents that are not selected")
     options: dict[str, Any] = {
         "rule": rule,
         "as_of": as_of,
         "ledger": facts if facts is not None else InMemoryLedgerFacts(),
         "content_root": content_root,
         "fetch_size": fetch_size,
+        "selected_only": selected_only,
     }
     compile_options: dict[str, Any] = {
         "window": window,
         "identity_aside": identity_aside,
         "ordered": ordered,
         "environment": environment,
+        "selected_only": selected_only,
     }
     if isinstance(bind, Engine):
         try:
@@ -171,6 +179,7 @@ def _stream(
     ledger: LedgerFacts,
     content_root: Path | None,
     fetch_size: int,
+    selected_only: bool,
 ) -> Iterator[Decision]:
     if conn.dialect.name == "postgresql":
         # A server-side cursor plans for its first 10 % by default; we read every row.
@@ -179,7 +188,10 @@ def _stream(
     aside = "rank_identity_aside" in result.keys()  # noqa: SIM118  (a result is not a mapping)
     merge = _Merge(conn, rule, as_of, ledger, content_root, aside)
     for rows in result.partitions():
-        yield from merge(rows)
+        if selected_only:
+            yield from (decision for decision in merge(rows) if decision.reason is None)
+        else:
+            yield from merge(rows)
 
 
 # The query's columns, in `compile_decisions` order.

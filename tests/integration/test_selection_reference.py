@@ -775,5 +775,28 @@ def test_sql_decisions_match_the_reference(
             assert got.minor == (policy is not None), context
             hide = expected is None and policy == "invisible_to_legal_representatives"
             assert got.hide_from_legal_rep == hide, context
+        # The sender's stream: the same selected documents, decided the same, and nothing else.
+        sender = list(
+            decide(
+                dpi_engine,
+                world.rule,
+                world.as_of,
+                window=world.window,
+                facts=world.facts,
+                fetch_size=2,
+                content_root=Path(content_files["good"].removeprefix("file://")).parent,
+                environment=world.environment,  # type: ignore[arg-type]
+                selected_only=True,
+            )
+        )
+        assert [d.document_id for d in sender] == [k for k, d in decisions.items() if d.selected]
+        for d in sender:
+            full = decisions[d.document_id]
+            assert (d.replaces_unique_id, d.minor, d.hide_from_legal_rep, d.created_at) == (
+                full.replaces_unique_id,
+                full.minor,
+                full.hide_from_legal_rep,
+                full.created_at,
+            )
 
     check()

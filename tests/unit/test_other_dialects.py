@@ -56,6 +56,11 @@ DPI_QUERIES = [
         ("QUAL", "application/pdf", "G15_10/SM26", "CR_CONSULT"),
     ),
     DpiQuery(
+        "selection (the sender's: only the selected rows, with latest)",
+        lambda: compile_decisions(load_rule("history-5y-focused"), AS_OF, selected_only=True),
+        ("QUAL", "application/pdf", "CR_CONSULT"),
+    ),
+    DpiQuery(
         "DS1.4 (indicator)",
         lambda: ds14_query(encounter_types=["IMP", "SEANCE"], eligible_kinds=["CRH", "CR_URG"]),
         ("QUAL", "SEANCE", "CR_URG", "1.2.250.1.213.1.4.10", "planned", "validated"),
