@@ -239,6 +239,10 @@ def main() -> None:
             print(
                 f"(b) no latency: engine {engine_rate:7.1f} documents/s while sending ({summary.posts} POSTs for {summary.acked} documents); mock's capacity with 8 clients of 1-document sets {capacity:7.1f} documents/s ({failures} failures) → {100 * engine_rate / capacity:.0f} %"
             )
+            # Latency is a sleep in the mock, not work: no sender outruns the mock's capacity.
+            print(
+                f"    (a)'s ceiling on this machine, a sender costing nothing: the mock's capacity ÷ one request at a time = ×{capacity / naive:.1f}"
+            )
             # (c) a limit of 100 documents/s
             fresh_mock(base, dpi)
             config = settings(dpi, folder / "c.sqlite", services, rate=100.0)
