@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -115,9 +115,12 @@ def _progress(patients: int, done: Callable[[int], None]) -> None:
     log.debug("dpi.generate.progress", patients=patients)
     done(patients)
     hold = os.environ.get(HOLD_ENV)
-    if hold and not Path(hold).exists() and hasattr(signal, "pause"):
+    if hold and not Path(hold).exists():
         Path(hold).write_text(str(patients), encoding="ascii")
-        signal.pause()
+        # Not signal.pause(): a signal landing between the write and the pause would be handled
+        # only at the next one, which never comes. A short sleep always returns to the handler.
+        while True:
+            time.sleep(0.05)
 
 
 def _table(title: str, counts: dict[str, int], total: int) -> Table:
