@@ -13,6 +13,10 @@ from backfill.cli.dpi_cmd import HOLD_ENV
 from tests.acceptance.cli import run_backfill
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_leaves_a_dpi_reported_incomplete(tmp_path: Path) -> None:
     hold = tmp_path / "held"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
@@ -21,6 +25,9 @@ def test_ctrl_c_leaves_a_dpi_reported_incomplete(tmp_path: Path) -> None:
         [sys.executable, "-m", "backfill", "dpi", "generate", "--url", "sqlite:///dpi.sqlite",
          "--patients", "1200", "--as-of", "2026-11-01"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A test before this one in the same worker may have left SIGINT ignored, which a child
+        # inherits (and Python then keeps): Ctrl-C as a terminal delivers it needs the default.
+        preexec_fn=_default_sigint,  # noqa: PLW1509  (one signal call, before exec)
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
