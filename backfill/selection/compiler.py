@@ -4,7 +4,8 @@ The query reads only the contract tables (`connectors.dpi.contract`), binds ever
 returns per document the rank of the first failing reason the DPI can decide (0 = none), in the
 contract order of `reasons.Reason`. The reasons only the ledger or the file system knows (4 when
 acknowledged by us, 15, and the checks of `file:` contents) are merged afterwards by
-`decisions`, and so is the PDF check of inline contents (`pdf_checked_in_query` says where not). Times: created_at is Paris wall-clock; the bounds are computed once in Python as
+`decisions`, and so is the PDF check of inline contents (`pdf_checked_in_query` says where
+not). Times: created_at is Paris wall-clock; the bounds are computed once in Python as
 wall-clock sets (`paris_time.wall_clock_after`) so the comparison in SQL is exactly "the
 document's instant (fold=0) against the bound instant".
 
@@ -70,10 +71,15 @@ def pdf_corrupt(content: ColumnElement[bytes]) -> ColumnElement[bool]:
     )
 
 
+def _kind_limits(rule: Rule) -> dict[str, int]:
+    """`[per_kind.X] latest = N` of the rule: kind → N."""
+    return {kind: r.latest for kind, r in rule.per_kind.items() if r.latest is not None}
+
+
 def pdf_checked_in_query(rule: Rule) -> frozenset[str]:
     """The kinds whose inline PDFs the decision query checks itself: those with a `latest`
     limit, since a corrupt PDF must not take one of the N places (`decisions` checks the rest)."""
-    return frozenset(kind for kind, r in rule.per_kind.items() if r.latest is not None)
+    return frozenset(_kind_limits(rule))
 
 
 def corrupt_pdfs_query() -> sa.Select[tuple[str]]:
@@ -526,7 +532,7 @@ def compile_decisions(
         .outerjoin(s, s.c.stay_id == d.c.stay_id)
         .outerjoin(shared, shared.c.matricule == p.c.ins_matricule)
     )
-    limits = {kind: r.latest for kind, r in rule.per_kind.items() if r.latest is not None}
+    limits = _kind_limits(rule)
     if limits:
         return _limited(
             query,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from backfill.selection.compiler import PDF_HEAD, PDF_TRAILER, PDF_TRAILER_WINDOW
 from backfill.selection.reasons import Reason
 from connectors.dpi.content import ContentRefused, open_content
 
@@ -68,11 +69,11 @@ def check_file_content(
                 return Reason.CONTENT_TOO_LARGE
             if not pdf:
                 return None
-            head = handle.read(5)
-            handle.seek(max(size - 1024, 0))
-            tail = handle.read(1024)
+            head = handle.read(len(PDF_HEAD))
+            handle.seek(max(size - PDF_TRAILER_WINDOW, 0))
+            tail = handle.read(PDF_TRAILER_WINDOW)
     except (ContentRefused, OSError):
         return Reason.CONTENT_MISSING
-    if head != b"%PDF-" or b"%%EOF" not in tail:
+    if head != PDF_HEAD or PDF_TRAILER not in tail:
         return Reason.CONTENT_CORRUPT
     return None
