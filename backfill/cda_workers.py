@@ -7,8 +7,9 @@ DPI engine from the URL (so a process pool pickles only document ids in and buil
 `process` is the default (`[run] build_pool`): once the ledger and the DMP client had shed their
 own overhead, the sender's process was bound by one core and building took about a quarter of
 it; in worker processes it runs on the other core (`bench/send.py` (b) on this 2-core machine:
-134 → 155–159 documents/s, see docs/sender.md). The processes are spawned, not forked: a fork
-would inherit the run lock's file descriptor and, if the run were killed, keep the lock held.
+134 → 155–159 documents/s, see docs/sender.md). The processes are forked from a fork server,
+not from the run: a fork of the run would inherit the run lock's file descriptor and, if the run
+were killed, keep the lock held (spawned instead where there is no fork server).
 `thread` remains for machines short of memory; `inline` is for tests.
 """
 
@@ -30,6 +31,7 @@ from backfill.databases import open_engine
 from backfill.documents import BuildOutcome, build_selected
 from backfill.selection.compiler import Environment
 from cda.model import Establishment
+from cda.validate import cda_schema
 
 __all__ = ["BuildPool", "PoolKind"]
 
@@ -71,6 +73,19 @@ class _Worker:
             )
         )
 
+    def warm(self) -> None:
+        """Open what the first build needs (the DPI engine, the compiled CDA schema) now.
+
+        Best effort: a failure here is met again, and reported, by the first build."""
+        try:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = open_engine(self.setup.dpi_url, "DPI")
+            if self.setup.xsd_check:
+                cda_schema()
+        except Exception:  # the first build meets it again and reports it, in its context
+            pass
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
@@ -80,9 +95,14 @@ class _Worker:
 _process_worker: _Worker | None = None
 
 
-def _init_process(setup: _WorkerSetup) -> None:
+def _init_process(setup: _WorkerSetup, environ: dict[str, str]) -> None:
     global _process_worker  # noqa: PLW0603  (one worker per pool process, set by its initializer)
+    # A fork of the fork server has the environment of the moment the server started (the
+    # process's first pool), not this pool's: it takes the pool's, as a spawned worker would.
+    os.environ.clear()
+    os.environ.update(environ)
     _process_worker = _Worker(setup)
+    _process_worker.warm()
     parent = multiprocessing.parent_process()
     if parent is not None:
         # A run killed with -9 cannot shut its pool down, and a worker waits on its task queue
@@ -97,11 +117,29 @@ def _leave_with(parent: multiprocessing.process.BaseProcess) -> None:
     os._exit(1)
 
 
+def _started() -> None:
+    """A task that does nothing: submitted once per worker, it makes the pool spawn them all."""
+
+
 def _build_in_process(
     wanted: Sequence[tuple[str, str | None]], hidden: Collection[str]
 ) -> list[BuildOutcome]:
     assert _process_worker is not None, "runs in a BuildPool process"
     return _process_worker.build(wanted, hidden)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """How worker processes start: forked from a fork server where the system has one.
+
+    The fork server is started once per process, clean (it holds only its own descriptors, so
+    not the run lock's), and imports this module once; each worker is then a fork of it, ready
+    at once. Spawned workers would each import the engine again (about 0.8 s of CPU each, more
+    when the main module is a script) while the first sets are being sent."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")  # Windows
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 class BuildPool:
@@ -121,17 +159,28 @@ class BuildPool:
         setup = _WorkerSetup(dpi_url, establishment, content_root, xsd_check, environment)
         self.kind = kind
         workers = workers or min(4, os.cpu_count() or 2)
+        self.workers = workers
         self._worker = _Worker(setup)
         self._executor: Executor | None = None
         if kind == "process":
             self._executor = ProcessPoolExecutor(
                 workers,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=_context(),
                 initializer=_init_process,
-                initargs=(setup,),
+                initargs=(setup, dict(os.environ)),
             )
         elif kind == "thread":
             self._executor = ThreadPoolExecutor(workers, thread_name_prefix="cda-build")
+
+    def start(self) -> None:
+        """Spawn the worker processes now, without waiting for them.
+
+        A spawned worker imports the engine and compiles the CDA schema before its first build
+        (about a second of CPU each). Started before selection, that happens while selection
+        keeps this process busy and the other cores are idle, not while the first sets go."""
+        if self.kind == "process" and self._executor is not None:
+            for _ in range(self.workers):
+                self._executor.submit(_started)
 
     async def build(
         self, wanted: Sequence[tuple[str, str | None]], hidden: Collection[str] = ()

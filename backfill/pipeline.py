@@ -805,6 +805,7 @@ async def _dry_run(
     patients: set[str] = set()
     hidden: set[str] = set()
     try:
+        pool.start()  # the workers spawn while selection runs
         decisions = decide(
             engine,
             rule,
@@ -893,6 +894,60 @@ async def _send_run(
     )
     summary.run_id = run_id
     log.info("run.start", run_id=run_id, mode=summary.mode, rule=rule.name)
+    pool = BuildPool(
+        settings.dpi.url,  # type: ignore[arg-type]
+        settings.establishment.as_cda(),
+        content_root=settings.dpi.content_root,
+        kind=pool_kind,
+        environment=settings.dmp.environment,
+    )
+    try:
+        pool.start()  # the workers spawn while selection runs
+        await _select_and_send(
+            settings,
+            engine,
+            ledger,
+            summary,
+            pool,
+            rule=rule,
+            as_of=as_of,
+            window=window,
+            ipps=ipps,
+            document_ids=document_ids,
+            lookahead=lookahead,
+            until=until,
+            max_documents=max_documents,
+            progress=progress,
+            client=client,
+            stop=stop,
+            seed=seed,
+        )
+    finally:
+        pool.close()
+
+
+async def _select_and_send(
+    settings: Settings,
+    engine: Engine,
+    ledger: Ledger,
+    summary: RunSummary,
+    pool: BuildPool,
+    *,
+    rule: Rule,
+    as_of: dt.datetime,
+    window: Window | None,
+    ipps: Collection[str] | None,
+    document_ids: Collection[str] | None,
+    lookahead: int,
+    until: dt.datetime | None,
+    max_documents: int | None,
+    progress: Progress | None,
+    client: DmpClientLike | None,
+    stop: StopSwitch,
+    seed: int | None,
+) -> None:
+    run_id = summary.run_id
+    assert run_id is not None, "the run is recorded first"
     decisions = decide(
         engine,
         rule,
@@ -921,13 +976,6 @@ async def _send_run(
     log.info("run.selected", run_id=run_id, documents=taken)
     summary.ds14_before = _tracked_ds14(settings)
     rng = random.Random(seed)
-    pool = BuildPool(
-        settings.dpi.url,  # type: ignore[arg-type]
-        settings.establishment.as_cda(),
-        content_root=settings.dpi.content_root,
-        kind=pool_kind,
-        environment=settings.dmp.environment,
-    )
     own_client = client is None
     if client is None:
         client = async_dmp_client(settings)
@@ -953,7 +1001,6 @@ async def _send_run(
     finally:
         if own_client:
             await client.aclose()
-        pool.close()
         ctx.ledger_thread.shutdown(wait=True)
         summary.pushbacks = pacer.pushbacks_total
         invariant = ledger.check_invariant(run_id)

@@ -24,6 +24,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -168,13 +169,59 @@ def most_in_one_second(stamps: Sequence[tuple[float, int]]) -> int:
     return best
 
 
+class DescendantsPeak:
+    """The highest peak RSS (VmHWM, MiB) of this process's descendants, read from /proc every
+    0.2 s while they live: build workers are the fork server's children, not this process's, so
+    `RUSAGE_CHILDREN` does not see them (Linux only, like the machine the figures are for)."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.2):
+            for pid in _descendants(os.getpid()):
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak = max(self.peak, int(line.split()[1]) / 1024)
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return self.peak
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                )
+            except OSError:
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
+
+
 def rss_child(dpi_url: str, files: str, ledger: str, services: str) -> None:
     """In a child process: one whole run, then print its peak RSS and its build workers' (MiB),
     the documents acked and POSTs made, and the run's time (s)."""
     config = settings((dpi_url, Path(files)), Path(ledger), services)
+    watch = DescendantsPeak()
     summary, _, total = engine_run(config)
+    workers = watch.stop()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"{peak:.1f} {workers:.1f} {summary.acked} {summary.posts} {total:.2f}")
 
 

@@ -1,0 +1,116 @@
+"""The build pool's worker processes: they build what an inline build does, they are started
+before the first build, they take their pool's environment, and they hold no copy of the run lock.
+
+Workers are forked from a fork server that lives as long as the test process; these tests do not
+depend on whether an earlier test started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from backfill.cda_workers import BuildPool
+from backfill.config import Settings
+from backfill.databases import open_engine
+from backfill.ledger import Ledger
+from backfill.selection import DEFAULT_RULE, decide, load_rule
+from tests.integration.pipeline_support import AS_OF, Dpi, make_dpi
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dpi(tmp_path_factory: pytest.TempPathFactory) -> Dpi:
+    return make_dpi(tmp_path_factory.mktemp("dpi"), patients=25, seed=5)
+
+
+def _pool(dpi: Dpi, kind: str = "process") -> BuildPool:
+    return BuildPool(
+        dpi.url,
+        Settings().establishment.as_cda(),
+        content_root=dpi.files,
+        kind=kind,  # type: ignore[arg-type]
+    )
+
+
+def _wanted(dpi: Dpi) -> list[tuple[str, str | None]]:
+    engine = open_engine(dpi.url, "DPI")
+    try:
+        return [
+            (d.document_id, d.replaces_unique_id)
+            for d in decide(engine, load_rule(DEFAULT_RULE), AS_OF, content_root=dpi.files)
+            if d.selected
+        ]
+    finally:
+        engine.dispose()
+
+
+def _in_worker(pool: BuildPool, function: object, *args: object) -> object:
+    executor = pool._executor  # the seam: run one plain function in a worker
+    assert executor is not None
+    return executor.submit(function, *args).result(timeout=60)  # type: ignore[arg-type]
+
+
+def test_workers_build_the_same_bytes_as_an_inline_build(dpi: Dpi) -> None:
+    wanted = _wanted(dpi)
+    assert wanted
+    inline, process = _pool(dpi, "inline"), _pool(dpi)
+    try:
+        alone = asyncio.run(inline.build(wanted))
+        pooled = asyncio.run(process.build(wanted))
+    finally:
+        inline.close()
+        process.close()
+    assert [o.built.xml if o.built else o.reason for o in pooled] == [
+        o.built.xml if o.built else o.reason for o in alone
+    ]
+    assert all(o.built is not None for o in pooled)
+
+
+def test_start_has_every_worker_running_before_the_first_build(dpi: Dpi) -> None:
+    pool = _pool(dpi)
+    try:
+        pool.start()
+        executor = pool._executor
+        assert executor is not None
+        # ProcessPoolExecutor starts a process per task submitted while none is idle.
+        assert len(executor._processes) == pool.workers  # type: ignore[attr-defined]
+    finally:
+        pool.close()
+
+
+def test_a_worker_takes_its_pools_environment_not_the_first_pools(
+    dpi: Dpi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BACKFILL_TEST_POOL_MARK", "first")
+    first = _pool(dpi)
+    try:
+        assert _in_worker(first, os.getenv, "BACKFILL_TEST_POOL_MARK") == "first"
+    finally:
+        first.close()
+    monkeypatch.setenv("BACKFILL_TEST_POOL_MARK", "second")
+    second = _pool(dpi)
+    try:
+        assert _in_worker(second, os.getenv, "BACKFILL_TEST_POOL_MARK") == "second"
+    finally:
+        second.close()
+
+
+def test_a_worker_holds_no_descriptor_of_the_run_lock(dpi: Dpi, tmp_path: Path) -> None:
+    """A worker outliving a killed run for a moment must not keep the run lock held."""
+    lock_file = tmp_path / "backfill.lock"
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}") as ledger, ledger.lock(lock_file):
+        pool = _pool(dpi)
+        try:
+            pid = _in_worker(pool, os.getpid)
+            assert pid != os.getpid()
+            opened = {
+                os.path.realpath(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")
+            }
+        finally:
+            pool.close()
+    assert str(lock_file.resolve()) not in opened
