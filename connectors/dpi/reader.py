@@ -8,6 +8,7 @@ that is selection's job; this is the document reader the export and the sender s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,18 @@ def _author(row: sa.Row, prefix: str, function_code: str | None = None) -> Autho
         adeli=getattr(row, f"{prefix}adeli"),
         staff_number=getattr(row, f"{prefix}staff_number", None),  # optional contract column
         function_code=(function_code or "").strip() or None,
+    )
+
+
+@functools.cache
+def _queries(present: frozenset[str]) -> tuple[sa.Select, sa.Select]:  # type: ignore[type-arg]
+    """The reading queries (documents by a list of ids; one document by its id), built once per
+    set of optional columns: built per patient, they cost the sender's workers more than the
+    reading itself, and a statement built once is compiled once."""
+    query = _query(present)
+    return (
+        query.where(dpi_document.c.document_id.in_(sa.bindparam("ids", expanding=True))),
+        query.where(dpi_document.c.document_id == sa.bindparam("id")),
     )
 
 
@@ -171,7 +184,7 @@ def _wrong_type(document_id: str) -> InvalidDocumentData:
 
 def _read_one(conn: sa.Connection, query: sa.Select, document_id: str) -> sa.Row | CdaError | None:  # type: ignore[type-arg]
     try:
-        return conn.execute(query.where(dpi_document.c.document_id == document_id)).first()
+        return conn.execute(query, {"id": document_id}).first()
     except (ValueError, TypeError):
         return _wrong_type(document_id)
 
@@ -184,21 +197,21 @@ def read_documents(
 ) -> Iterator[ReadDocument]:
     """For each (document_id, uniqueId it replaces or None): its builder inputs, in batches."""
     pending = list(wanted)
-    query: sa.Select | None = None  # type: ignore[type-arg]
+    queries: tuple[sa.Select, sa.Select] | None = None  # type: ignore[type-arg]
     for first in range(0, len(pending), _BATCH):
         batch = dict(pending[first : first + _BATCH])
         with engine.connect() as conn:
-            if query is None:
-                query = _query(present_optional_columns(conn))
+            if queries is None:
+                queries = _queries(present_optional_columns(conn))
+            many, one = queries
             try:
                 rows: dict[str, sa.Row | CdaError] = {
-                    r.document_id: r
-                    for r in conn.execute(query.where(dpi_document.c.document_id.in_(list(batch))))
+                    r.document_id: r for r in conn.execute(many, {"ids": list(batch)})
                 }
             except (ValueError, TypeError):
                 # A value the driver cannot convert (a date that is not a date) spoils the batch:
                 # read the documents one by one so only the faulty ones are refused.
-                rows = {document_id: _read_one(conn, query, document_id) for document_id in batch}
+                rows = {document_id: _read_one(conn, one, document_id) for document_id in batch}
         for document_id, replaces in batch.items():
             row = rows.get(document_id)
             if isinstance(row, CdaError):
