@@ -160,6 +160,7 @@ class BuildPool:
         self.kind = kind
         workers = workers or min(4, os.cpu_count() or 2)
         self.workers = workers
+        self._started = False
         self._worker = _Worker(setup)
         self._executor: Executor | None = None
         if kind == "process":
@@ -173,12 +174,14 @@ class BuildPool:
             self._executor = ThreadPoolExecutor(workers, thread_name_prefix="cda-build")
 
     def start(self) -> None:
-        """Spawn the worker processes now, without waiting for them.
+        """Start the worker processes now, without waiting for them (once; later calls do nothing).
 
-        A spawned worker imports the engine and compiles the CDA schema before its first build
-        (about a second of CPU each). Started before selection, that happens while selection
-        keeps this process busy and the other cores are idle, not while the first sets go."""
-        if self.kind == "process" and self._executor is not None:
+        Before its first build a worker needs the fork server up (its first start imports the
+        builder) and its own DPI engine and CDA schema. Started during selection, that happens
+        while selection keeps this process busy and the other cores are idle, not while the
+        first sets go."""
+        if self.kind == "process" and self._executor is not None and not self._started:
+            self._started = True
             for _ in range(self.workers):
                 self._executor.submit(_started)
 

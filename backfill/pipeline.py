@@ -30,7 +30,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -313,6 +313,18 @@ def _selected_stream(
     # A requested document the DPI does not have at all (or not for these patients).
     for document_id in (wanted_docs or set()) - found:
         refused[document_id] = "not_in_dpi"
+
+
+def _starting(pool: BuildPool, stream: Iterable[Selected]) -> Iterator[Selected]:
+    """`stream`, starting the pool's workers when it yields its first document: they come up
+    while the rest is selected, and a run with nothing new selected (a rerun) starts none
+    before it needs them."""
+    started = False
+    for item in stream:
+        if not started:
+            pool.start()
+            started = True
+        yield item
 
 
 # ---- sending one patient ------------------------------------------------------------------------
@@ -805,7 +817,6 @@ async def _dry_run(
     patients: set[str] = set()
     hidden: set[str] = set()
     try:
-        pool.start()  # the workers spawn while selection runs
         decisions = decide(
             engine,
             rule,
@@ -818,15 +829,18 @@ async def _dry_run(
             # A manual send names the reason of each document it refuses.
             selected_only=document_ids is None,
         )
-        stream = _selected_stream(
-            engine,
-            decisions,
-            as_of,
-            lookahead,
-            ipps=ipps,
-            document_ids=document_ids,
-            refused=summary.refused,
-            hidden=hidden,
+        stream = _starting(
+            pool,
+            _selected_stream(
+                engine,
+                decisions,
+                as_of,
+                lookahead,
+                ipps=ipps,
+                document_ids=document_ids,
+                refused=summary.refused,
+                hidden=hidden,
+            ),
         )
         batch: list[Selected] = []
 
@@ -902,7 +916,6 @@ async def _send_run(
         environment=settings.dmp.environment,
     )
     try:
-        pool.start()  # the workers spawn while selection runs
         await _select_and_send(
             settings,
             engine,
@@ -962,15 +975,18 @@ async def _select_and_send(
     hidden: set[str] = set()
     taken = ledger.record_selected(
         run_id,
-        _selected_stream(
-            engine,
-            decisions,
-            as_of,
-            lookahead,
-            ipps=ipps,
-            document_ids=document_ids,
-            refused=summary.refused,
-            hidden=hidden,
+        _starting(
+            pool,
+            _selected_stream(
+                engine,
+                decisions,
+                as_of,
+                lookahead,
+                ipps=ipps,
+                document_ids=document_ids,
+                refused=summary.refused,
+                hidden=hidden,
+            ),
         ),
     )
     log.info("run.selected", run_id=run_id, documents=taken)

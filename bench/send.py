@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +85,14 @@ class Recording:
     """The real async client, noting when each set left (after the pacer let it go) and how
     many documents it held: the limit governs what leaves, so (c) is judged on these."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, on_first: Callable[[], None] | None = None) -> None:
         self.inner = inner
         self.stamps: list[tuple[float, int]] = []
+        self.on_first = on_first
 
     async def submit(self, patient_id: str, documents: Any, **options: Any) -> Any:
+        if not self.stamps and self.on_first is not None:
+            self.on_first()
         self.stamps.append((time.monotonic(), len(documents)))
         return await self.inner.submit(patient_id, documents, **options)
 
@@ -107,10 +110,12 @@ def fresh_mock(base: str, dpi: tuple[str, Path], latency_ms: int = 0) -> None:
     httpx.post(base + "/_mock/faults", json={"latency_ms": latency_ms})
 
 
-def engine_run(config: Settings) -> tuple[RunSummary, list[tuple[float, int]], float]:
+def engine_run(
+    config: Settings, on_first: Callable[[], None] | None = None
+) -> tuple[RunSummary, list[tuple[float, int]], float]:
     async def go() -> tuple[RunSummary, list[tuple[float, int]]]:
         async with async_dmp_client(config) as real:
-            client = Recording(real)
+            client = Recording(real, on_first)
             summary = await run(
                 config, mode="bench", rule=load_rule(DEFAULT_RULE), as_of=AS_OF, client=client
             )
@@ -214,6 +219,33 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+class CpuSpent:
+    """CPU seconds used from now to `stop()`: the whole machine's less the mock's (the engine's,
+    with its fork server and workers, on a machine otherwise idle), this process's, the mock's
+    (Linux: /proc)."""
+
+    def __init__(self, mock_pid: int) -> None:
+        self.mock_pid = mock_pid
+        self.restart()
+
+    def restart(self) -> None:
+        self.start = self._read()
+
+    def _read(self) -> tuple[float, float, float]:
+        tick = os.sysconf("SC_CLK_TCK")
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        # user, nice, system, irq, softirq (not idle, iowait or steal)
+        machine = sum(int(x) for x in fields[:3] + fields[5:7]) / tick
+        mock = Path(f"/proc/{self.mock_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        return machine, own.ru_utime + own.ru_stime, (int(mock[11]) + int(mock[12])) / tick
+
+    def stop(self) -> tuple[float, float, float]:
+        """(engine, this process, mock) seconds."""
+        (machine, own, mock), (machine0, own0, mock0) = self._read(), self.start
+        return machine - machine0 - (mock - mock0), own - own0, mock - mock0
+
+
 def rss_child(dpi_url: str, files: str, ledger: str, services: str) -> None:
     """In a child process: one whole run, then print its peak RSS and its build workers' (MiB),
     the documents acked and POSTs made, and the run's time (s)."""
@@ -273,9 +305,12 @@ def main() -> None:
             )
             # (b) no latency: beside the mock's own capacity
             fresh_mock(base, dpi)
+            spent = CpuSpent(server.pid)
             summary, stamps, total = engine_run(
-                settings(dpi, folder / "b.sqlite", services, concurrency=8)
+                settings(dpi, folder / "b.sqlite", services, concurrency=8), spent.restart
             )
+            # From the first set sent to the end: selection and start-up are not in the rate.
+            engine_cpu, own_cpu, mock_cpu = (x / summary.acked for x in spent.stop())
             engine_rate = sending_rate(stamps)
             singles = bench_documents(300, args.pdf_kb)
             httpx.post(base + "/_mock/reset")
@@ -285,6 +320,13 @@ def main() -> None:
             capacity = len(singles) / elapsed
             print(
                 f"(b) no latency: engine {engine_rate:7.1f} documents/s while sending ({summary.posts} POSTs for {summary.acked} documents); mock's capacity with 8 clients of 1-document sets {capacity:7.1f} documents/s ({failures} failures) → {100 * engine_rate / capacity:.0f} %"
+            )
+            # What 80 % would take: the CPU per document while sending, the engine's (its process,
+            # fork server, workers) and the mock's beside it.
+            wanted = 0.8 * capacity
+            cores = os.cpu_count() or 1
+            print(
+                f"    CPU per document while sending: engine {1000 * engine_cpu:.2f} ms (its own process {1000 * own_cpu:.2f}), mock {1000 * mock_cpu:.2f}; 80 % ({wanted:.0f}/s) on {cores} cores needs the engine at ≤ {1000 * (cores / wanted - mock_cpu):.2f} ms, its own process at ≤ {1000 / wanted:.2f} (one core)"
             )
             # Latency is a sleep in the mock, not work: no sender outruns the mock's capacity.
             print(

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from backfill.cda_workers import BuildPool
 from backfill.databases import open_engine
 from backfill.dmp_session import async_dmp_client
 from backfill.ledger import DocState, Ledger
@@ -79,11 +80,20 @@ def ledger_states(url: str) -> Counter[str]:
 
 
 def test_a_run_sends_the_selection_once_and_a_second_run_sends_nothing(
-    dpi, mock, database: Database, tmp_path: Path
+    dpi, mock, database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = settings_for(dpi, database.url, mock.services_url, tmp_path)
     expected = selected_unique_ids(dpi)
+    starts: list[BuildPool] = []
+    real_start = BuildPool.start
+
+    def start(pool: BuildPool) -> None:
+        starts.append(pool)
+        real_start(pool)
+
+    monkeypatch.setattr(BuildPool, "start", start)
     first = send(settings)
+    assert len(starts) == 1, "the build workers are started while selection runs"
     assert first.exit_code == 0, first.lines()
     assert ours(mock) == sorted(expected)  # each stored once
     assert first.invariant is not None
@@ -96,6 +106,7 @@ def test_a_run_sends_the_selection_once_and_a_second_run_sends_nothing(
     assert second.exit_code == 0, second.lines()
     assert second.posts == 0
     assert ours(mock) == sorted(expected)
+    assert len(starts) == 1, "a rerun with nothing selected starts no build worker"
 
 
 class _Corrupting:
