@@ -8,7 +8,7 @@
     its build workers' beside it;
 (e) a rerun after the complete run of the largest size: its time as a share of the first run's.
 
-    python bench/send.py [--patients 1500] [--rss-patients 1000,4000] [--pdf-kb 8]
+    python bench/send.py [--patients 3000] [--rss-patients 1000,4000] [--pdf-kb 8]
 
 Sizes default to what this 2-core machine runs in a few minutes; the figures say what was run.
 About 55 % of synthetic patients have a document to send: `--rss-patients 18000,180000` sends
@@ -272,7 +272,7 @@ def start_mock(folder: Path) -> tuple[MockProcess, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--patients", type=int, default=1500)
+    parser.add_argument("--patients", type=int, default=3000)
     parser.add_argument("--rss-patients", default="1000,4000")
     parser.add_argument("--pdf-kb", type=int, default=8)
     parser.add_argument("--rss-child", nargs=4, help=argparse.SUPPRESS)
