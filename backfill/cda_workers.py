@@ -198,6 +198,12 @@ class BuildPool:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, function, list(wanted), frozenset(hidden))
 
+    def __enter__(self) -> BuildPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)

@@ -908,128 +908,85 @@ async def _send_run(
     )
     summary.run_id = run_id
     log.info("run.start", run_id=run_id, mode=summary.mode, rule=rule.name)
-    pool = BuildPool(
+    # Started when selection yields its first document (`_starting`), closed at the end.
+    with BuildPool(
         settings.dpi.url,  # type: ignore[arg-type]
         settings.establishment.as_cda(),
         content_root=settings.dpi.content_root,
         kind=pool_kind,
         environment=settings.dmp.environment,
-    )
-    try:
-        await _select_and_send(
-            settings,
+    ) as pool:
+        decisions = decide(
             engine,
-            ledger,
-            summary,
-            pool,
-            rule=rule,
-            as_of=as_of,
+            rule,
+            as_of,
             window=window,
-            ipps=ipps,
-            document_ids=document_ids,
-            lookahead=lookahead,
-            until=until,
-            max_documents=max_documents,
-            progress=progress,
-            client=client,
-            stop=stop,
-            seed=seed,
+            facts=ledger,
+            content_root=settings.dpi.content_root,
+            fetch_size=settings.dpi.fetch_size,
+            environment=settings.dmp.environment,
+            selected_only=document_ids is None,  # a manual send names the reasons it refuses
         )
-    finally:
-        pool.close()
-
-
-async def _select_and_send(
-    settings: Settings,
-    engine: Engine,
-    ledger: Ledger,
-    summary: RunSummary,
-    pool: BuildPool,
-    *,
-    rule: Rule,
-    as_of: dt.datetime,
-    window: Window | None,
-    ipps: Collection[str] | None,
-    document_ids: Collection[str] | None,
-    lookahead: int,
-    until: dt.datetime | None,
-    max_documents: int | None,
-    progress: Progress | None,
-    client: DmpClientLike | None,
-    stop: StopSwitch,
-    seed: int | None,
-) -> None:
-    run_id = summary.run_id
-    assert run_id is not None, "the run is recorded first"
-    decisions = decide(
-        engine,
-        rule,
-        as_of,
-        window=window,
-        facts=ledger,
-        content_root=settings.dpi.content_root,
-        fetch_size=settings.dpi.fetch_size,
-        environment=settings.dmp.environment,
-        selected_only=document_ids is None,  # a manual send names the reasons it refuses
-    )
-    hidden: set[str] = set()
-    taken = ledger.record_selected(
-        run_id,
-        _starting(
-            pool,
-            _selected_stream(
-                engine,
-                decisions,
-                as_of,
-                lookahead,
-                ipps=ipps,
-                document_ids=document_ids,
-                refused=summary.refused,
-                hidden=hidden,
+        hidden: set[str] = set()
+        taken = ledger.record_selected(
+            run_id,
+            _starting(
+                pool,
+                _selected_stream(
+                    engine,
+                    decisions,
+                    as_of,
+                    lookahead,
+                    ipps=ipps,
+                    document_ids=document_ids,
+                    refused=summary.refused,
+                    hidden=hidden,
+                ),
             ),
-        ),
-    )
-    log.info("run.selected", run_id=run_id, documents=taken)
-    summary.ds14_before = _tracked_ds14(settings)
-    rng = random.Random(seed)
-    own_client = client is None
-    if client is None:
-        client = async_dmp_client(settings)
-    pacer = Pacer(_pacing(settings), rng=rng)
-    ctx = _Context(
-        settings,
-        ledger,
-        run_id,
-        client,
-        pacer,
-        JitteredBackoff(0.5, settings.dmp.max_retry_wait, rng),
-        pool,
-        summary,
-        stop,
-        max_documents,
-        clock=lambda: dt.datetime.now(dt.UTC),
-        hidden=hidden,
-        ledger_thread=ThreadPoolExecutor(ledger.writers, thread_name_prefix="ledger"),
-    )
-    try:
-        with _signals(stop):
-            await _send_patients(ctx, until, progress, ipps)
-    finally:
-        if own_client:
-            await client.aclose()
-        ctx.ledger_thread.shutdown(wait=True)
-        summary.pushbacks = pacer.pushbacks_total
-        invariant = ledger.check_invariant(run_id)
-        summary.invariant = invariant
-        summary.by_state = {state.value: n for state, n in invariant.by_state.items()}
-        summary.exit_code = _exit_code(summary, invariant)
-        if summary.ds14_before is not None:
-            # Measured again only if this run moved it (the query reads every acknowledgement).
-            summary.ds14_after = _tracked_ds14(settings) if summary.acked else summary.ds14_before
-        summary.elapsed = time.monotonic() - summary.started
-        ledger.finish_run(run_id, exit_status=summary.exit_code, counts=summary.as_json())
-        log.info("run.end", **_log_fields(summary))
-        _write_metrics(settings.run.metrics_file, summary)
+        )
+        log.info("run.selected", run_id=run_id, documents=taken)
+        summary.ds14_before = _tracked_ds14(settings)
+        rng = random.Random(seed)
+        own_client = client is None
+        if client is None:
+            client = async_dmp_client(settings)
+        pacer = Pacer(_pacing(settings), rng=rng)
+        ctx = _Context(
+            settings,
+            ledger,
+            run_id,
+            client,
+            pacer,
+            JitteredBackoff(0.5, settings.dmp.max_retry_wait, rng),
+            pool,
+            summary,
+            stop,
+            max_documents,
+            clock=lambda: dt.datetime.now(dt.UTC),
+            hidden=hidden,
+            ledger_thread=ThreadPoolExecutor(ledger.writers, thread_name_prefix="ledger"),
+        )
+        try:
+            with _signals(stop):
+                await _send_patients(ctx, until, progress, ipps)
+        finally:
+            if own_client:
+                await client.aclose()
+            ctx.ledger_thread.shutdown(wait=True)
+            summary.pushbacks = pacer.pushbacks_total
+            invariant = ledger.check_invariant(run_id)
+            summary.invariant = invariant
+            summary.by_state = {state.value: n for state, n in invariant.by_state.items()}
+            summary.exit_code = _exit_code(summary, invariant)
+            if summary.ds14_before is not None:
+                # Measured again only if this run moved it (the query reads every acknowledgement).
+                summary.ds14_after = (
+                    _tracked_ds14(settings) if summary.acked else summary.ds14_before
+                )
+            summary.elapsed = time.monotonic() - summary.started
+            ledger.finish_run(run_id, exit_status=summary.exit_code, counts=summary.as_json())
+            log.info("run.end", **_log_fields(summary))
+            _write_metrics(settings.run.metrics_file, summary)
 
 
 def run_blocking(job: Coroutine[Any, Any, _T]) -> _T:

@@ -246,6 +246,18 @@ class CpuSpent:
         return machine - machine0 - (mock - mock0), own - own0, mock - mock0
 
 
+def cpu_line(spent: Sequence[float], wanted: float, aim: str) -> str:
+    """What an aim would take: the CPU per document while sending (the engine's: its process,
+    fork server and workers; the mock's beside it) against what `wanted` documents/s leaves."""
+    engine, own, mock = (1000 * x for x in spent)
+    cores = os.cpu_count() or 1
+    return (
+        f"CPU per document while sending: engine {engine:.2f} ms (its own process {own:.2f}), "
+        f"mock {mock:.2f}; {aim} ({wanted:.0f}/s) on {cores} cores needs the engine at "
+        f"≤ {1000 * cores / wanted - mock:.2f} ms and its own process at ≤ {1000 / wanted:.2f} (one core)"
+    )
+
+
 def rss_child(dpi_url: str, files: str, ledger: str, services: str) -> None:
     """In a child process: one whole run, then print its peak RSS and its build workers' (MiB),
     the documents acked and POSTs made, and the run's time (s)."""
@@ -296,13 +308,16 @@ def main() -> None:
             # (a) 20 ms latency
             fresh_mock(base, dpi, latency_ms=20)
             config = settings(dpi, folder / "a.sqlite", services, concurrency=8)
-            summary, stamps, total = engine_run(config)
+            spent = CpuSpent(server.pid)
+            summary, stamps, total = engine_run(config, spent.restart)
+            a_cpu = [x / summary.acked for x in spent.stop()]
             engine_rate = sending_rate(stamps)
             fresh_mock(base, dpi, latency_ms=20)
             naive = sequential(config, 150)
             print(
                 f"(a) 20 ms latency: engine {engine_rate:7.1f} documents/s while sending ({summary.acked} documents, run {total:.1f} s end to end, {summary.acked / total:.1f}/s); one request at a time {naive:6.1f} documents/s → ×{engine_rate / naive:.1f}"
             )
+            print("    " + cpu_line(a_cpu, 10 * naive, "×10"))
             # (b) no latency: beside the mock's own capacity
             fresh_mock(base, dpi)
             spent = CpuSpent(server.pid)
@@ -310,7 +325,7 @@ def main() -> None:
                 settings(dpi, folder / "b.sqlite", services, concurrency=8), spent.restart
             )
             # From the first set sent to the end: selection and start-up are not in the rate.
-            engine_cpu, own_cpu, mock_cpu = (x / summary.acked for x in spent.stop())
+            b_cpu = [x / summary.acked for x in spent.stop()]
             engine_rate = sending_rate(stamps)
             singles = bench_documents(300, args.pdf_kb)
             httpx.post(base + "/_mock/reset")
@@ -321,13 +336,7 @@ def main() -> None:
             print(
                 f"(b) no latency: engine {engine_rate:7.1f} documents/s while sending ({summary.posts} POSTs for {summary.acked} documents); mock's capacity with 8 clients of 1-document sets {capacity:7.1f} documents/s ({failures} failures) → {100 * engine_rate / capacity:.0f} %"
             )
-            # What 80 % would take: the CPU per document while sending, the engine's (its process,
-            # fork server, workers) and the mock's beside it.
-            wanted = 0.8 * capacity
-            cores = os.cpu_count() or 1
-            print(
-                f"    CPU per document while sending: engine {1000 * engine_cpu:.2f} ms (its own process {1000 * own_cpu:.2f}), mock {1000 * mock_cpu:.2f}; 80 % ({wanted:.0f}/s) on {cores} cores needs the engine at ≤ {1000 * (cores / wanted - mock_cpu):.2f} ms, its own process at ≤ {1000 / wanted:.2f} (one core)"
-            )
+            print("    " + cpu_line(b_cpu, 0.8 * capacity, "80 %"))
             # Latency is a sleep in the mock, not work: no sender outruns the mock's capacity.
             print(
                 f"    (a)'s ceiling on this machine, a sender costing nothing: the mock's capacity ÷ one request at a time = ×{capacity / naive:.1f}"
