@@ -260,13 +260,25 @@ def cpu_line(spent: Sequence[float], wanted: float, aim: str) -> str:
 
 def rss_child(dpi_url: str, files: str, ledger: str, services: str) -> None:
     """In a child process: one whole run, then print its peak RSS and its build workers' (MiB),
-    the documents acked and POSTs made, and the run's time (s)."""
+    the documents acked and POSTs made, the run's time (s), and the RSS before the run.
+
+    The peak is the run's own: the kernel's high-water mark is reset once the bench and the
+    engine are imported (their imports peak higher than a small run, and would hide it)."""
     config = settings((dpi_url, Path(files)), Path(ledger), services)
+    before = _status_mib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the present RSS (Linux)
     watch = DescendantsPeak()
     summary, _, total = engine_run(config)
     workers = watch.stop()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{peak:.1f} {workers:.1f} {summary.acked} {summary.posts} {total:.2f}")
+    peak = _status_mib("VmHWM")
+    print(f"{peak:.1f} {workers:.1f} {summary.acked} {summary.posts} {total:.2f} {before:.1f}")
+
+
+def _status_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(field)
 
 
 def whole_run(sized: tuple[str, Path], ledger: Path, services: str) -> list[str]:
@@ -355,11 +367,11 @@ def main() -> None:
                 sized = make_dpi(folder, patients, args.pdf_kb)
                 fresh_mock(base, sized)
                 ledger = folder / f"d{patients}.sqlite"
-                peak, workers, acked, posts, first = whole_run(sized, ledger, services)
+                peak, workers, acked, posts, first, before = whole_run(sized, ledger, services)
                 print(
-                    f"(d) peak RSS of a whole run, {patients} patients: {peak} MiB (build workers {workers} MiB each at most) for {acked} documents sent in {float(first):.1f} s"
+                    f"(d) peak RSS of a whole run, {patients} patients: {peak} MiB ({before} at its start; build workers {workers} MiB each at most) for {acked} documents sent in {float(first):.1f} s"
                 )
-            _, _, _, posts, again = whole_run(sized, ledger, services)
+            _, _, _, posts, again, _ = whole_run(sized, ledger, services)
             print(
                 f"(e) rerun after a complete run of {acked} documents: {float(again):.2f} s vs {float(first):.2f} s → {100 * float(again) / float(first):.1f} % ({posts} POSTs)"
             )
