@@ -55,15 +55,18 @@ class _Worker:
         self._engine: Engine | None = None
         self._lock = threading.Lock()
 
-    def build(
-        self, wanted: Sequence[tuple[str, str | None]], hidden: Collection[str] = ()
-    ) -> list[BuildOutcome]:
+    def _dpi(self) -> Engine:
         with self._lock:
             if self._engine is None:
                 self._engine = open_engine(self.setup.dpi_url, "DPI")
+            return self._engine
+
+    def build(
+        self, wanted: Sequence[tuple[str, str | None]], hidden: Collection[str] = ()
+    ) -> list[BuildOutcome]:
         return list(
             build_selected(
-                self._engine,
+                self._dpi(),
                 wanted,
                 self.setup.establishment,
                 content_root=self.setup.content_root,
@@ -78,9 +81,7 @@ class _Worker:
 
         Best effort: a failure here is met again, and reported, by the first build."""
         try:
-            with self._lock:
-                if self._engine is None:
-                    self._engine = open_engine(self.setup.dpi_url, "DPI")
+            self._dpi()
             if self.setup.xsd_check:
                 cda_schema()
         except Exception:  # the first build meets it again and reports it, in its context
@@ -117,8 +118,8 @@ def _leave_with(parent: multiprocessing.process.BaseProcess) -> None:
     os._exit(1)
 
 
-def _started() -> None:
-    """A task that does nothing: submitted once per worker, it makes the pool spawn them all."""
+def _nothing() -> None:
+    """A task that does nothing: submitted once per worker, it makes the pool start them all."""
 
 
 def _build_in_process(
@@ -183,7 +184,7 @@ class BuildPool:
         if self.kind == "process" and self._executor is not None and not self._started:
             self._started = True
             for _ in range(self.workers):
-                self._executor.submit(_started)
+                self._executor.submit(_nothing)
 
     async def build(
         self, wanted: Sequence[tuple[str, str | None]], hidden: Collection[str] = ()

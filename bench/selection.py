@@ -31,6 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from backfill.testing import status_mib
 from cda.ins import compute_key
 from connectors.dpi.contract import (
     create_contract,
@@ -175,12 +176,9 @@ def load(url: str, documents: int) -> float:
 def peak_rss_mb() -> float:
     """This process's own peak RSS: VmHWM, which an exec resets (ru_maxrss keeps the parent's)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return status_mib("VmHWM")
+    except OSError:  # no /proc
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def load_ledger(url: str, rows: int) -> float:

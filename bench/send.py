@@ -43,6 +43,7 @@ from backfill.documents import build_selected
 from backfill.pipeline import RunSummary, run, run_blocking
 from backfill.selection import DEFAULT_RULE, decide, load_rule
 from backfill.selection.paris_time import PARIS
+from backfill.testing import descendants, status_mib
 from connectors.dmp_mock.process import MockProcess
 from connectors.dmp_mock.seeding import seed_from_dpi
 from connectors.dmp_mock.testing import request_for
@@ -187,36 +188,16 @@ class DescendantsPeak:
 
     def _watch(self) -> None:
         while not self._done.wait(0.2):
-            for pid in _descendants(os.getpid()):
+            for pid in descendants(os.getpid()):
                 try:
-                    status = Path(f"/proc/{pid}/status").read_text()
+                    self.peak = max(self.peak, status_mib("VmHWM", pid))
                 except OSError:
-                    continue
-                for line in status.splitlines():
-                    if line.startswith("VmHWM:"):
-                        self.peak = max(self.peak, int(line.split()[1]) / 1024)
+                    continue  # left meanwhile
 
     def stop(self) -> float:
         self._done.set()
         self._thread.join()
         return self.peak
-
-
-def _descendants(pid: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int(
-                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
-                )
-            except OSError:
-                continue
-    found, frontier = [], [pid]
-    while frontier:
-        frontier = [child for child, parent in parents.items() if parent in frontier]
-        found += frontier
-    return found
 
 
 class CpuSpent:
@@ -265,30 +246,23 @@ def rss_child(dpi_url: str, files: str, ledger: str, services: str) -> None:
     The peak is the run's own: the kernel's high-water mark is reset once the bench and the
     engine are imported (their imports peak higher than a small run, and would hide it)."""
     config = settings((dpi_url, Path(files)), Path(ledger), services)
-    before = _status_mib("VmRSS")
+    before = status_mib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the present RSS (Linux)
     selecting: list[float] = []
 
     def first_set() -> None:  # selection is over: its peak, then the sending's from here
-        selecting.append(_status_mib("VmHWM"))
+        selecting.append(status_mib("VmHWM"))
         Path("/proc/self/clear_refs").write_text("5")
 
     watch = DescendantsPeak()
     summary, _, total = engine_run(config, first_set)
     workers = watch.stop()
-    sending = _status_mib("VmHWM")
+    sending = status_mib("VmHWM")
     peak = max([sending, *selecting])
     print(
         f"{peak:.1f} {workers:.1f} {summary.acked} {summary.posts} {total:.2f} {before:.1f} "
         f"{(selecting or [0.0])[0]:.1f} {sending:.1f}"
     )
-
-
-def _status_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise LookupError(field)
 
 
 def whole_run(sized: tuple[str, Path], ledger: Path, services: str) -> list[str]:

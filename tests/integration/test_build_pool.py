@@ -86,18 +86,10 @@ def test_start_has_every_worker_running_before_the_first_build(dpi: Dpi) -> None
 def test_a_worker_takes_its_pools_environment_not_the_first_pools(
     dpi: Dpi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("BACKFILL_TEST_POOL_MARK", "first")
-    first = _pool(dpi)
-    try:
-        assert _in_worker(first, os.getenv, "BACKFILL_TEST_POOL_MARK") == "first"
-    finally:
-        first.close()
-    monkeypatch.setenv("BACKFILL_TEST_POOL_MARK", "second")
-    second = _pool(dpi)
-    try:
-        assert _in_worker(second, os.getenv, "BACKFILL_TEST_POOL_MARK") == "second"
-    finally:
-        second.close()
+    for mark in ("first", "second"):
+        monkeypatch.setenv("BACKFILL_TEST_POOL_MARK", mark)
+        with _pool(dpi) as pool:
+            assert _in_worker(pool, os.getenv, "BACKFILL_TEST_POOL_MARK") == mark
 
 
 def test_a_worker_holds_no_descriptor_of_the_run_lock(dpi: Dpi, tmp_path: Path) -> None:

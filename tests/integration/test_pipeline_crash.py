@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from backfill.databases import open_engine
 from backfill.ledger import Ledger
+from backfill.testing import descendants
 from connectors.dmp_mock.process import MockProcess
 from connectors.dmp_mock.seeding import seed_from_dpi
 from tests.conftest import Database
@@ -89,24 +90,6 @@ def _wait_for_attempts(engine: sa.Engine, target: int, child: subprocess.Popen[s
         time.sleep(0.01)
 
 
-def _descendants(pid: int) -> list[int]:
-    """Processes below `pid`, from /proc: the fork server and the build pool's workers it forks."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat[1])
-    found, frontier = [], [pid]
-    while frontier:
-        below = [child for child, parent in parents.items() if parent in frontier]
-        found += below
-        frontier = below
-    return found
-
-
 def _running(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -134,7 +117,7 @@ def test_killed_ten_times_then_rerun_the_dmp_holds_the_selection_once(
             child = _start(env, tmp_path)
             _wait_for_attempts(watch, _attempts(watch) + rng.randint(1, 2), child)
             if child.poll() is None:
-                workers += _descendants(child.pid)
+                workers += descendants(child.pid)  # the fork server and its workers
                 child.send_signal(signal.SIGKILL)
                 kills += 1
             # The pool's workers share the run's stdout: this returns once they have left too.
