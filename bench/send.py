@@ -175,29 +175,45 @@ def most_in_one_second(stamps: Sequence[tuple[float, int]]) -> int:
     return best
 
 
-class DescendantsPeak:
-    """The highest peak RSS (VmHWM, MiB) of this process's descendants, read from /proc every
-    0.2 s while they live: build workers are the fork server's children, not this process's, so
-    `RUSAGE_CHILDREN` does not see them (Linux only, like the machine the figures are for)."""
+class Peak:
+    """The highest value `sample()` gives, read every 0.2 s on a thread until `stop()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, sample: Callable[[], float]) -> None:
         self.peak = 0.0
+        self._sample = sample
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
 
     def _watch(self) -> None:
         while not self._done.wait(0.2):
-            for pid in descendants(os.getpid()):
-                try:
-                    self.peak = max(self.peak, status_mib("VmHWM", pid))
-                except OSError:
-                    continue  # left meanwhile
+            self.peak = max(self.peak, self._sample())
 
     def stop(self) -> float:
         self._done.set()
         self._thread.join()
         return self.peak
+
+
+def workers_peak() -> float:
+    """The highest peak RSS (VmHWM, MiB) of this process's descendants: build workers are the
+    fork server's children, not this process's, so `RUSAGE_CHILDREN` does not see them (Linux
+    only, like the machine the figures are for)."""
+    peak = 0.0
+    for pid in descendants(os.getpid()):
+        try:
+            peak = max(peak, status_mib("VmHWM", pid))
+        except OSError:
+            continue  # left meanwhile
+    return peak
+
+
+def wal_mib(ledger: Path) -> float:
+    """The size of the SQLite ledger's write-ahead log (MiB): it resets only when no read holds it."""
+    try:
+        return ledger.with_name(ledger.name + "-wal").stat().st_size / 2**20
+    except FileNotFoundError:
+        return 0.0
 
 
 class CpuSpent:
@@ -241,7 +257,8 @@ def cpu_line(spent: Sequence[float], wanted: float, aim: str) -> str:
 
 def rss_child(dpi_url: str, files: str, ledger: str, services: str) -> None:
     """In a child process: one whole run, then print its peak RSS and its build workers' (MiB),
-    the documents acked and POSTs made, the run's time (s), and the RSS before the run.
+    the documents acked and POSTs made, the run's time (s), the RSS before the run, the peaks of
+    selection and of sending, and the largest the ledger's WAL grew (MiB).
 
     The peak is the run's own: the kernel's high-water mark is reset once the bench and the
     engine are imported (their imports peak higher than a small run, and would hide it)."""
@@ -254,14 +271,14 @@ def rss_child(dpi_url: str, files: str, ledger: str, services: str) -> None:
         selecting.append(status_mib("VmHWM"))
         Path("/proc/self/clear_refs").write_text("5")
 
-    watch = DescendantsPeak()
+    workers, wal = Peak(workers_peak), Peak(lambda: wal_mib(Path(ledger)))
     summary, _, total = engine_run(config, first_set)
-    workers = watch.stop()
+    workers_mib, wal_peak = workers.stop(), wal.stop()
     sending = status_mib("VmHWM")
     peak = max([sending, *selecting])
     print(
-        f"{peak:.1f} {workers:.1f} {summary.acked} {summary.posts} {total:.2f} {before:.1f} "
-        f"{(selecting or [0.0])[0]:.1f} {sending:.1f}"
+        f"{peak:.1f} {workers_mib:.1f} {summary.acked} {summary.posts} {total:.2f} {before:.1f} "
+        f"{(selecting or [0.0])[0]:.1f} {sending:.1f} {wal_peak:.1f}"
     )
 
 
@@ -351,11 +368,11 @@ def main() -> None:
                 sized = make_dpi(folder, patients, args.pdf_kb)
                 fresh_mock(base, sized)
                 ledger = folder / f"d{patients}.sqlite"
-                peak, workers, acked, posts, first, before, selecting, sending = whole_run(
+                peak, workers, acked, posts, first, before, selecting, sending, wal = whole_run(
                     sized, ledger, services
                 )
                 print(
-                    f"(d) peak RSS of a whole run, {patients} patients: {peak} MiB (at its start {before}, selecting {selecting}, sending {sending}; build workers {workers} MiB each at most) for {acked} documents sent in {float(first):.1f} s"
+                    f"(d) peak RSS of a whole run, {patients} patients: {peak} MiB (at its start {before}, selecting {selecting}, sending {sending}; build workers {workers} MiB each at most; the ledger's WAL {wal} MiB at most) for {acked} documents sent in {float(first):.1f} s"
                 )
             _, _, _, posts, again, *_ = whole_run(sized, ledger, services)
             print(

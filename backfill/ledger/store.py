@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 from backfill.databases import describe_url, open_engine, translate_errors
 from backfill.errors import LedgerMissing, LedgerSchemaError, TransitionError
@@ -578,6 +578,7 @@ class Ledger:
         *,
         ipps: Collection[str] | None = None,
         run_id: int | None = None,
+        page: int = _BATCH,
     ) -> Iterator[str]:
         """Patients with a document due now, streamed in DESIGN §10's order: urgent ones first,
         then by most recent stay (none last), then by ipp. With `run_id`, only documents that
@@ -606,11 +607,18 @@ class Ledger:
             sa.case((_pp.c.last_stay_at.is_(None), 1), else_=0),
             _pp.c.last_stay_at.desc(),
             _dd.c.ipp,
-        )
-        with self._read() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=_BATCH).execute(ordered)
-            for partition in result.partitions():
-                yield from (row[0] for row in partition)
+        ).limit(page)
+        # Paged by key, each page its own short read: a cursor held while the caller sends
+        # would keep one read transaction open all run (SQLite's WAL could never reset, and
+        # grew by tens of KB per document; PostgreSQL's vacuum would wait behind it).
+        batch: Sequence[Any] = ()
+        while True:
+            with self._read() as conn:
+                seek = ordered.where(_after(urgent, batch[-1])) if batch else ordered
+                batch = conn.execute(seek).all()
+            yield from (row[0] for row in batch)
+            if len(batch) < page:
+                return
 
     def pending_patient_count(
         self, now: dt.datetime | None = None, *, run_id: int | None = None
@@ -1255,6 +1263,24 @@ def _instant(value: dt.datetime | None) -> dt.datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return instant_of(value)
+
+
+def _after(urgent: ColumnElement[Any], last: Sequence[Any]) -> ColumnElement[bool]:
+    """Rows after `last` (ipp, urgent, last stay) in `pending_patients`' order: urgent first,
+    then the most recent stay, no stay last, then ipp."""
+    ipp, was_urgent, stay = last
+    stay_col = _pp.c.last_stay_at
+    if stay is None:
+        same_urgency_after = sa.and_(stay_col.is_(None), _dd.c.ipp > ipp)
+    else:
+        same_urgency_after = sa.or_(
+            stay_col.is_(None),
+            stay_col < stay,
+            sa.and_(stay_col == stay, _dd.c.ipp > ipp),
+        )
+    if was_urgent:
+        return sa.or_(urgent.is_(False), sa.and_(urgent.is_(True), same_urgency_after))
+    return sa.and_(urgent.is_(False), same_urgency_after)
 
 
 def _priority_key(row: Sequence[Any]) -> tuple[bool, bool, float, str]:

@@ -8,10 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from backfill.errors import TransitionError
 from backfill.ledger import DocResult, DocState, Ledger, Selected, SendingDocument
-from backfill.ledger.schema import bf_attempt, bf_attempt_document, bf_document
+from backfill.ledger.schema import bf_attempt, bf_attempt_document, bf_document, bf_patient, bf_run
 from tests.integration.ledger_support import NOW, ack, drive, select, sending, state_of
 
 S = DocState
@@ -298,6 +300,55 @@ def test_pending_patients_come_urgent_first_then_by_most_recent_stay(
         later, [Selected("A", "A", 1, "P-old", urgent=True, last_stay_at=at(25))]
     )
     assert next(ledger.pending_patients(NOW)) == "P-old"
+
+
+_PATIENT = st.tuples(st.booleans(), st.sampled_from([None, 1, 2, 3]))  # ties on the stay's day
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(patients=st.lists(_PATIENT, min_size=1, max_size=9), page=st.integers(1, 4))
+def test_pending_patients_in_pages_keep_the_order_of_one_query(
+    ledger: Ledger, patients: list[tuple[bool, int | None]], page: int
+) -> None:
+    with ledger.engine.begin() as conn:
+        for table in (bf_document, bf_patient, bf_run):
+            conn.execute(sa.delete(table))
+    run = ledger.start_run(mode="run")
+    stays = {None: None} | {day: dt.datetime(2026, 11, day, 8, 30) for day in (1, 2, 3)}
+    ledger.record_selected(
+        run,
+        [
+            Selected(f"D{n}", f"S{n}", 1, f"P{n:02}", urgent=urgent, last_stay_at=stays[day])
+            for n, (urgent, day) in enumerate(patients)
+        ],
+    )
+    expected = sorted(
+        range(len(patients)),
+        key=lambda n: (
+            not patients[n][0],
+            patients[n][1] is None,
+            -(patients[n][1] or 0),
+            n,
+        ),
+    )
+    assert list(ledger.pending_patients(NOW, page=page)) == [f"P{n:02}" for n in expected]
+
+
+def test_pending_patients_hold_no_read_open_while_the_run_sends(ledger: Ledger, run: int) -> None:
+    ledger.record_selected(run, [Selected(f"D{n}", f"S{n}", 1, f"P{n}") for n in range(5)])
+    patients = ledger.pending_patients(NOW, page=2)
+    first = next(patients)
+    # While the caller sends that patient, the ledger is free: no connection is held, so no
+    # read transaction pins SQLite's WAL (never reset, it grew all run) or PostgreSQL's vacuum.
+    assert ledger.engine.pool.checkedout() == 0
+    drive(ledger, run, "D0", S.ACKED, ipp="P0")
+    if ledger.engine.dialect.name == "sqlite":
+        with ledger.engine.connect() as conn:
+            busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        assert (busy, copied) == (0, frames)
+    assert [first, *patients] == ["P0", "P1", "P2", "P3", "P4"]
 
 
 def test_requeue_rejected_puts_them_back_and_logs_it(ledger: Ledger, run: int) -> None:
