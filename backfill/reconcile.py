@@ -269,7 +269,7 @@ def reconcile_configured(settings: Settings) -> Reconciliation:
         )
         for a in acked
     ]
-    with httpx.Client(**http_options(settings)) as http:  # type: ignore[arg-type]
+    with httpx.Client(**http_options(settings)) as http:
         try:
             held = fetch_mock_holdings(settings.dmp.url, http)
         except NoListing:

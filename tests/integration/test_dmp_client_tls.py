@@ -8,19 +8,20 @@ asyncio TLS closes a refused connection without sending the TLS alert a real ter
 
 from __future__ import annotations
 
+import asyncio
 import socketserver
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from backfill.config import Settings, load_settings
-from backfill.dmp_session import dmp_client
+from backfill.dmp_session import async_dmp_client, dmp_client
 from backfill.errors import ConfigError
-from connectors.dmp.client import SERVICES_PATH, OutcomeKind
+from connectors.dmp.client import SERVICES_PATH, OutcomeKind, SubmitResult
 from connectors.dmp_mock.app import MockConfig
 from connectors.dmp_mock.pki import TestPki, make_test_pki
 from connectors.dmp_mock.server import MockServer, TlsFiles
@@ -48,7 +49,7 @@ def settings_for(
     return load_settings()
 
 
-def send(settings: Settings):
+def send_blocking(settings: Settings) -> SubmitResult:
     with dmp_client(settings) as dmp:
         return dmp.submit(
             DOCUMENTS[0].entry.patient_id,
@@ -57,13 +58,32 @@ def send(settings: Settings):
         )
 
 
+def send_async(settings: Settings) -> SubmitResult:
+    """The sender's client, on its own sockets (`connectors.dmp.sockets`)."""
+
+    async def run() -> SubmitResult:
+        async with async_dmp_client(settings) as dmp:
+            return await dmp.submit(
+                DOCUMENTS[0].entry.patient_id,
+                [(d.entry, d.xml) for d in DOCUMENTS],
+                content_type=DOCUMENTS[0].content_type,
+            )
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(params=[send_blocking, send_async], ids=["blocking", "async"])
+def send(request) -> Callable[[Settings], SubmitResult]:
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def mutual_tls_mock(pki) -> Iterator[MockServer]:
     with MockServer(MockConfig(), tls=TlsFiles(pki.server_cert, pki.server_key, pki.ca)) as mock:
         yield mock
 
 
-def test_the_establishment_certificate_is_served(pki, mutual_tls_mock, monkeypatch, tmp_path):
+def test_the_establishment_certificate_is_served(pki, mutual_tls_mock, send, monkeypatch, tmp_path):
     settings = settings_for(
         monkeypatch, tmp_path, mutual_tls_mock.services_url,
         ca=pki.ca, cert=pki.client_cert, key=pki.client_key,
@@ -72,7 +92,7 @@ def test_the_establishment_certificate_is_served(pki, mutual_tls_mock, monkeypat
     assert result.kind is OutcomeKind.DONE, result.detail
 
 
-def test_an_untrusted_dmp_certificate_is_fatal(pki, mutual_tls_mock, monkeypatch, tmp_path):
+def test_an_untrusted_dmp_certificate_is_fatal(pki, mutual_tls_mock, send, monkeypatch, tmp_path):
     settings = settings_for(
         monkeypatch, tmp_path, mutual_tls_mock.services_url,
         ca=pki.rogue_ca, cert=pki.client_cert, key=pki.client_key,
@@ -137,7 +157,9 @@ def gateway(pki) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("who", [None, "intruder"], ids=["no-certificate", "foreign-certificate"])
-def test_a_refused_client_certificate_is_fatal(pki, gateway, who, monkeypatch, tmp_path) -> None:
+def test_a_refused_client_certificate_is_fatal(
+    pki, gateway, who, send, monkeypatch, tmp_path
+) -> None:
     cert = getattr(pki, f"{who}_cert") if who else None
     key = getattr(pki, f"{who}_key") if who else None
     result = send(settings_for(monkeypatch, tmp_path, gateway, ca=pki.ca, cert=cert, key=key))
@@ -146,7 +168,9 @@ def test_a_refused_client_certificate_is_fatal(pki, gateway, who, monkeypatch, t
     assert "refused" in result.detail
 
 
-def test_the_gateway_serves_the_right_certificate(pki, gateway, monkeypatch, tmp_path) -> None:
+def test_the_gateway_serves_the_right_certificate(
+    pki, gateway, send, monkeypatch, tmp_path
+) -> None:
     """The refusals above are about the certificate: the same gateway serves ours."""
     settings = settings_for(
         monkeypatch, tmp_path, gateway, ca=pki.ca, cert=pki.client_cert, key=pki.client_key

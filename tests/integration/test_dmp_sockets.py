@@ -1,0 +1,183 @@
+"""The async client's sockets (`connectors.dmp.sockets`) over real TCP: what httpx's own backend
+did, they do: keep-alive, a connection the server closed is not reused, large bodies either way
+are whole, and the network's failures reach the client as the httpx errors it classifies."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+
+import httpcore
+import httpx
+import pytest
+
+from backfill.config import load_settings
+from backfill.dmp_session import async_dmp_client
+from connectors.dmp.client import OutcomeKind
+from connectors.dmp.sockets import AsyncioBackend, asyncio_transport
+from connectors.dmp_mock.app import MockConfig
+from connectors.dmp_mock.server import MockServer
+from tests.integration.mock_dmp_support import by_patient
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def serving(handler: Handler) -> AsyncIterator[str]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.close()
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+         if line.lower().startswith(b"content-length:")),
+        0,
+    )  # fmt: skip
+    return await reader.readexactly(length)
+
+
+def answer(body: bytes, *, close: bool = False) -> bytes:
+    connection = b"connection: close\r\n" if close else b""
+    return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s" % (len(body), connection, body)
+
+
+def client() -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=4, max_keepalive_connections=4)
+    transport = asyncio_transport(verify=ssl.create_default_context(), limits=limits)
+    return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(10))
+
+
+@pytest.fixture
+def connects(monkeypatch) -> list[tuple[str, int]]:
+    """Every connection the backend opens, so a test can see the requests went through it."""
+    opened: list[tuple[str, int]] = []
+    connect = AsyncioBackend.connect_tcp
+
+    async def counting(self, host, port, *args, **kwargs):
+        opened.append((host, port))
+        return await connect(self, host, port, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncioBackend, "connect_tcp", counting)
+    return opened
+
+
+def test_the_sender_submits_to_the_mock_over_one_kept_alive_connection(
+    connects, tmp_path, monkeypatch
+) -> None:
+    documents = by_patient()["IPP000456"]
+    monkeypatch.chdir(tmp_path)
+    with MockServer(MockConfig()) as mock:
+        monkeypatch.setenv("BACKFILL_DMP_URL", mock.services_url)
+        settings = load_settings()
+
+        async def run() -> list[OutcomeKind]:
+            async with async_dmp_client(settings) as dmp:
+                return [
+                    (await dmp.submit(d.entry.patient_id, [(d.entry, d.xml)],
+                                      content_type=d.content_type)).kind
+                    for d in documents
+                ]  # fmt: skip
+
+        kinds = asyncio.run(run())
+    assert kinds == [OutcomeKind.DONE] * len(documents)
+    assert len(connects) == 1  # one after the other: the same connection each time
+
+
+def test_a_connection_the_server_closed_is_not_reused(connects) -> None:
+    served: list[int] = []
+
+    async def one_answer_then_close(reader, writer) -> None:
+        await read_request(reader)
+        served.append(len(served))
+        # Keep-alive announced, then closed: the client must notice before its next request.
+        writer.write(answer(b"ok"))
+        await writer.drain()
+        writer.close()
+
+    async def run() -> list[bytes]:
+        async with serving(one_answer_then_close) as url, client() as http:
+            first = await http.post(url, content=b"one")
+            pool = http._transport._pool  # type: ignore[attr-defined]
+            for _ in range(1000):  # the loop's turns until it has read the server's close
+                if all(c.has_expired() for c in pool.connections):
+                    break  # (the pool may already have dropped it when the answer was read)
+                await asyncio.sleep(0)
+            second = await http.post(url, content=b"two")
+            return [first.content, second.content]
+
+    assert asyncio.run(run()) == [b"ok", b"ok"]
+    assert len(connects) == 2
+    assert served == [0, 1]
+
+
+@pytest.mark.parametrize("size", [1 << 10, 3 << 20], ids=["1KiB", "3MiB"])
+def test_large_bodies_arrive_whole_both_ways(size: int) -> None:
+    payload = bytes(range(256)) * (size // 256)
+
+    async def echo_digest_and_payload(reader, writer) -> None:
+        body = await read_request(reader)
+        writer.write(answer(hashlib.sha256(body).hexdigest().encode() + b"\n" + body))
+        await writer.drain()
+        writer.close()
+
+    async def run() -> bytes:
+        async with serving(echo_digest_and_payload) as url, client() as http:
+            return (await http.post(url, content=payload)).content
+
+    digest, _, echoed = asyncio.run(run()).partition(b"\n")
+    assert digest == hashlib.sha256(payload).hexdigest().encode()
+    assert echoed == payload
+
+
+def test_a_silent_server_is_a_read_timeout() -> None:
+    async def never_answers(reader, writer) -> None:
+        await read_request(reader)
+        await reader.read()  # until the client gives up and closes
+
+    async def run() -> None:
+        async with serving(never_answers) as url, client() as http:
+            await http.post(url, content=b"x", timeout=httpx.Timeout(10, read=0.2))
+
+    with pytest.raises(httpx.ReadTimeout):
+        asyncio.run(run())
+
+
+def test_a_refused_connection_is_a_connect_error_with_its_cause() -> None:
+    async def run() -> None:
+        async with client() as http:
+            await http.post("http://127.0.0.1:9/", content=b"x")
+
+    with pytest.raises(httpx.ConnectError) as raised:
+        asyncio.run(run())
+    assert {httpcore.ConnectError, ConnectionRefusedError} <= {type(e) for e in chain(raised.value)}
+
+
+def chain(error: BaseException | None) -> Iterator[BaseException]:
+    """An error and what it was raised from or while handling, as the client walks it."""
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def test_a_server_gone_mid_answer_is_a_read_error_not_a_short_body() -> None:
+    async def half_an_answer(reader, writer) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly some")
+        await writer.drain()
+        writer.transport.abort()
+
+    async def run() -> None:
+        async with serving(half_an_answer) as url, client() as http:
+            await http.post(url, content=b"x")
+
+    with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
+        asyncio.run(run())
