@@ -86,15 +86,21 @@ class Recording:
     """The real async client, noting when each set left (after the pacer let it go) and how
     many documents it held: the limit governs what leaves, so (c) is judged on these."""
 
-    def __init__(self, inner: Any, on_first: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, inner: Any, on_first: Callable[[], None] | None = None, *, keep: bool = True
+    ) -> None:
         self.inner = inner
         self.stamps: list[tuple[float, int]] = []
         self.on_first = on_first
+        self.keep = keep  # (d) keeps none: 8 MB over 74 000 POSTs, in the peak it measures
+        self.started = False
 
     async def submit(self, patient_id: str, documents: Any, **options: Any) -> Any:
-        if not self.stamps and self.on_first is not None:
+        if not self.started and self.on_first is not None:
             self.on_first()
-        self.stamps.append((time.monotonic(), len(documents)))
+        self.started = True
+        if self.keep:
+            self.stamps.append((time.monotonic(), len(documents)))
         return await self.inner.submit(patient_id, documents, **options)
 
     def __getattr__(self, name: str) -> Any:
@@ -112,11 +118,11 @@ def fresh_mock(base: str, dpi: tuple[str, Path], latency_ms: int = 0) -> None:
 
 
 def engine_run(
-    config: Settings, on_first: Callable[[], None] | None = None
+    config: Settings, on_first: Callable[[], None] | None = None, *, stamps: bool = True
 ) -> tuple[RunSummary, list[tuple[float, int]], float]:
     async def go() -> tuple[RunSummary, list[tuple[float, int]]]:
         async with async_dmp_client(config) as real:
-            client = Recording(real, on_first)
+            client = Recording(real, on_first, keep=stamps)
             summary = await run(
                 config, mode="bench", rule=load_rule(DEFAULT_RULE), as_of=AS_OF, client=client
             )
@@ -272,7 +278,7 @@ def rss_child(dpi_url: str, files: str, ledger: str, services: str) -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
     workers, wal = Peak(workers_peak), Peak(lambda: wal_mib(Path(ledger)))
-    summary, _, total = engine_run(config, first_set)
+    summary, _, total = engine_run(config, first_set, stamps=False)
     workers_mib, wal_peak = workers.stop(), wal.stop()
     sending = status_mib("VmHWM")
     peak = max([sending, *selecting])
