@@ -11,6 +11,7 @@ key, raised before anything is sent.
 from __future__ import annotations
 
 import ssl
+import urllib.request
 from pathlib import Path
 from typing import TypedDict
 
@@ -25,7 +26,7 @@ from connectors.dmp.errors import SigningMaterialError
 from connectors.dmp.signing import Signer
 from connectors.dmp.sockets import asyncio_transport
 
-__all__ = ["async_dmp_client", "dmp_client", "http_options"]
+__all__ = ["async_dmp_client", "dmp_client", "http_options", "proxied"]
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | bool:
@@ -114,10 +115,24 @@ def async_dmp_client(settings: Settings, *, url: str | None = None) -> AsyncDmpC
     """The sender's client: one AsyncClient (keep-alive pool of `dmp.concurrency` connections)."""
     options = _client_options(settings, url)
     http = http_options(settings)
+    if proxied(str(options["services_url"])):
+        # httpx's own transports take the proxy from the environment; a transport of ours
+        # would turn that off.
+        return AsyncDmpClient(**options, http=httpx.AsyncClient(**http))  # type: ignore[arg-type]
     # On asyncio's own sockets (`connectors.dmp.sockets`): httpx's default backend cost the
     # event loop more CPU per request than the rest of the exchange.
     transport = asyncio_transport(verify=http["verify"], limits=http["limits"])
     return AsyncDmpClient(**options, http=httpx.AsyncClient(**http, transport=transport))  # type: ignore[arg-type]
+
+
+def proxied(url: str) -> bool:
+    """Whether the environment sends `url` through a proxy (`HTTPS_PROXY`, `ALL_PROXY`, less
+    `NO_PROXY`), as httpx reads it."""
+    target = httpx.URL(url)
+    proxies = urllib.request.getproxies_environment()
+    if not (proxies.get(target.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass_environment(target.host, proxies)
 
 
 def dmp_client(settings: Settings, *, url: str | None = None) -> DmpClient:

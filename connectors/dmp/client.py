@@ -431,6 +431,15 @@ def _tls_failure(exc: BaseException) -> str | None:
     return None
 
 
+def _unmapped_tls(exc: ssl.SSLError) -> httpx.TransportError:
+    """httpx's anyio transport (its default, kept behind a proxy) lets a TLS alert read after the
+    handshake escape unmapped, as a bare SSLError: a refused client certificate (TLS 1.3). It
+    is read like any transport error, its cause kept for `_tls_failure`."""
+    error = httpx.ReadError(str(exc))
+    error.__cause__ = exc
+    return error
+
+
 def _transport_outcome(exc: httpx.TransportError, sent: _Sent) -> SubmitResult:
     if (reason := _tls_failure(exc)) is not None:
         return _whole(OutcomeKind.FATAL, sent, "TLS", reason, http_status=None)
@@ -788,6 +797,8 @@ class AsyncDmpClient(_Core):
                     )
                 except httpx.TransportError as exc:
                     reply = exc
+                except ssl.SSLError as exc:
+                    reply = _unmapped_tls(exc)
                 call = steps.send(reply)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]

@@ -21,10 +21,11 @@ import pytest
 from backfill.config import Settings, load_settings
 from backfill.dmp_session import async_dmp_client, dmp_client
 from backfill.errors import ConfigError
-from connectors.dmp.client import SERVICES_PATH, OutcomeKind, SubmitResult
+from connectors.dmp.client import SERVICES_PATH, AsyncDmpClient, OutcomeKind, SubmitResult
 from connectors.dmp_mock.app import MockConfig
 from connectors.dmp_mock.pki import TestPki, make_test_pki
 from connectors.dmp_mock.server import MockServer, TlsFiles
+from connectors.dmp_mock.testing import client_options
 from tests.integration.mock_dmp_support import by_patient
 
 DOCUMENTS = by_patient()["IPP000456"]
@@ -204,3 +205,31 @@ def test_no_tls_setting_uses_the_default_trust(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("BACKFILL_DMP_URL", "https://dmp.example" + SERVICES_PATH)
     with dmp_client(load_settings()) as dmp:
         assert isinstance(dmp.http, httpx.Client)
+
+
+def test_a_tls_alert_escaping_httpx_is_read_as_a_refusal(monkeypatch, tmp_path) -> None:
+    """Behind a proxy the async client keeps httpx's anyio transport, which can let the alert of
+    a refused certificate escape as a bare SSLError: it is still FATAL "TLS", not a crash."""
+    alert = ssl.SSLError(
+        1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required"
+    )
+    alert.reason = "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise alert
+
+    async def run() -> SubmitResult:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(refuse))
+        async with AsyncDmpClient(
+            "https://dmp.example" + SERVICES_PATH, http=http, **client_options()
+        ) as dmp:  # type: ignore[arg-type]
+            return await dmp.submit(
+                DOCUMENTS[0].entry.patient_id,
+                [(d.entry, d.xml) for d in DOCUMENTS],
+                content_type=DOCUMENTS[0].content_type,
+            )
+
+    result = asyncio.run(run())
+    assert result.kind is OutcomeKind.FATAL
+    assert {d.code for d in result.documents} == {"TLS"}
+    assert "refused" in result.detail

@@ -92,6 +92,32 @@ def test_the_sender_submits_to_the_mock_over_one_kept_alive_connection(
     assert len(connects) == 1  # one after the other: the same connection each time
 
 
+@pytest.mark.parametrize("bypass", [False, True], ids=["proxied", "no_proxy"])
+def test_a_proxy_from_the_environment_is_still_honoured(
+    bypass: bool, connects, tmp_path, monkeypatch
+) -> None:
+    """Behind `HTTP(S)_PROXY` the sender keeps httpx's transports (which read it); here the
+    proxy refuses connections, so a request that went to it fails, one that did not succeeds."""
+    document = by_patient()["IPP000456"][0]
+    monkeypatch.chdir(tmp_path)
+    with MockServer(MockConfig()) as mock:
+        monkeypatch.setenv("BACKFILL_DMP_URL", mock.services_url)
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+        if bypass:
+            monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        settings = load_settings()
+
+        async def run() -> OutcomeKind:
+            async with async_dmp_client(settings) as dmp:
+                return (await dmp.submit(document.entry.patient_id,
+                                         [(document.entry, document.xml)],
+                                         content_type=document.content_type)).kind  # fmt: skip
+
+        kind = asyncio.run(run())
+    assert kind is (OutcomeKind.DONE if bypass else OutcomeKind.TRANSIENT)
+    assert len(connects) == (1 if bypass else 0)
+
+
 def test_a_connection_the_server_closed_is_not_reused(connects) -> None:
     served: list[int] = []
 
