@@ -318,7 +318,7 @@ def compile_decisions(
         )
     matricule = p.c.ins_matricule
     checked_in_query = pdf_checked_in_query(rule)
-    has_content = d.c.content.is_not(None)
+    has_content = ps.blob_present(d.c.content)
     content_size = ps.byte_length(d.c.content)
     mime = sa.func.lower(d.c.mime_type)
     author_unknown = sa.or_(
