@@ -123,17 +123,23 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         self.request.settimeout(10)
+        # The TLS socket takes over the accepted one's descriptor and closes it as soon as the
+        # handshake fails: with the client's data unread that sends a reset, which discards
+        # the alert if the client has not read it yet. A duplicate keeps the connection open.
+        raw = self.request.dup()
         try:
             tls = self.server.context.wrap_socket(self.request, server_side=True)
         except (ssl.SSLError, OSError):
-            # The alert is sent; read what the client still writes so it reads the alert
-            # rather than failing on a closed socket.
+            # The alert is sent; read what the client still writes, until it closes, so it
+            # reads the alert rather than a reset.
             try:
-                while self.request.recv(65536):
+                while raw.recv(65536):
                     pass
             except OSError:
                 pass
             return
+        finally:
+            raw.close()
         received = b""
         while b"\r\n\r\n" not in received:
             received += tls.recv(65536)
