@@ -206,11 +206,15 @@ def test_unusable_tls_files_are_a_configuration_error(pki, files, message, monke
         dmp_client(load_settings())
 
 
-def test_no_tls_setting_uses_the_default_trust(monkeypatch, tmp_path) -> None:
+def test_no_tls_setting_uses_the_default_trust(mutual_tls_mock, send, monkeypatch, tmp_path):
+    """No `[dmp]` TLS file: the system's default trust, which does not know the test CA."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("BACKFILL_DMP_URL", "https://dmp.example" + SERVICES_PATH)
-    with dmp_client(load_settings()) as dmp:
-        assert isinstance(dmp.http, httpx.Client)
+    monkeypatch.setenv("BACKFILL_DMP_URL", mutual_tls_mock.services_url)
+    for name in ("BACKFILL_DMP_CA_BUNDLE", "BACKFILL_DMP_TLS_CERT", "BACKFILL_DMP_TLS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    result = send(load_settings())
+    assert result.kind is OutcomeKind.FATAL
+    assert "not trusted" in result.detail
 
 
 def test_a_tls_alert_escaping_httpx_is_read_as_a_refusal(monkeypatch, tmp_path) -> None:
