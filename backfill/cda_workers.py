@@ -16,6 +16,7 @@ were killed, keep the lock held (spawned instead where there is no fork server).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import multiprocessing
 import os
 import threading
@@ -32,6 +33,7 @@ from backfill.documents import BuildOutcome, build_selected
 from backfill.selection.compiler import Environment
 from cda.model import Establishment
 from cda.validate import cda_schema
+from connectors.dmp.ebrim import extrinsic_object
 
 __all__ = ["BuildPool", "PoolKind"]
 
@@ -45,6 +47,7 @@ class _WorkerSetup:
     content_root: Path | None
     xsd_check: bool
     environment: Environment | None = None
+    metadata: bool = False
 
 
 class _Worker:
@@ -64,17 +67,23 @@ class _Worker:
     def build(
         self, wanted: Sequence[tuple[str, str | None]], hidden: Collection[str] = ()
     ) -> list[BuildOutcome]:
-        return list(
-            build_selected(
-                self._dpi(),
-                wanted,
-                self.setup.establishment,
-                content_root=self.setup.content_root,
-                xsd_check=self.setup.xsd_check,
-                hidden_from_legal_rep=hidden,
-                environment=self.setup.environment,
-            )
+        outcomes = build_selected(
+            self._dpi(),
+            wanted,
+            self.setup.establishment,
+            content_root=self.setup.content_root,
+            xsd_check=self.setup.xsd_check,
+            hidden_from_legal_rep=hidden,
+            environment=self.setup.environment,
         )
+        if not self.setup.metadata:
+            return list(outcomes)
+        return [
+            outcome
+            if outcome.built is None
+            else dataclasses.replace(outcome, metadata=extrinsic_object(outcome.built.entry))
+            for outcome in outcomes
+        ]
 
     def warm(self) -> None:
         """Open what the first build needs (the DPI engine, the compiled CDA schema) now.
@@ -144,7 +153,10 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 class BuildPool:
-    """`await pool.build(wanted)` → the BuildOutcome of each document, read and built in a worker."""
+    """`await pool.build(wanted)` → the BuildOutcome of each document, read and built in a worker.
+
+    With `metadata`, each built document comes with its ebRIM ExtrinsicObject (the sender's:
+    most of a request's metadata, made here rather than in the sending process)."""
 
     def __init__(
         self,
@@ -156,8 +168,9 @@ class BuildPool:
         workers: int | None = None,
         xsd_check: bool = True,
         environment: Environment | None = None,
+        metadata: bool = False,
     ) -> None:
-        setup = _WorkerSetup(dpi_url, establishment, content_root, xsd_check, environment)
+        setup = _WorkerSetup(dpi_url, establishment, content_root, xsd_check, environment, metadata)
         self.kind = kind
         workers = workers or min(4, os.cpu_count() or 2)
         self.workers = workers

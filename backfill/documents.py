@@ -31,6 +31,8 @@ class BuildOutcome:
     built: BuiltDocument | None
     reason: str | None
     """None when built; otherwise the reason code that stopped it."""
+    metadata: bytes | None = None
+    """The built entry's ebRIM ExtrinsicObject, where the builder was asked for it (the sender)."""
 
 
 def build_selected(

@@ -336,6 +336,7 @@ class _Ready:
 
     pending: PendingDocument
     built: BuiltDocument
+    metadata: bytes | None = None  # the entry's ExtrinsicObject, from the build worker
 
     @property
     def size(self) -> int:
@@ -473,7 +474,7 @@ class _PatientSender:
             )
             log.error("document.hash_mismatch", document_id=pending.document_id)
             return None
-        return _Ready(pending, built)
+        return _Ready(pending, built, outcome.metadata)
 
     async def _target(self, ready: _Ready) -> _Ready | None:
         """A replacement goes as RPLC of the entryUUID the DMP assigned to its target."""
@@ -514,7 +515,7 @@ class _PatientSender:
         built = dataclasses.replace(
             ready.built, entry=dataclasses.replace(entry, replaces_entry_uuid=found.entry_uuid)
         )
-        return _Ready(ready.pending, built)
+        return _Ready(ready.pending, built, ready.metadata)  # RPLC is an association, not in it
 
     # -- sending ----------------------------------------------------------------------------------
 
@@ -550,6 +551,7 @@ class _PatientSender:
             return []
         patient_id = part[0].built.entry.patient_id
         documents = [(r.built.entry, r.built.xml) for r in part]
+        metadata = {r.built.unique_id: r.metadata for r in part if r.metadata is not None}
         attempt_ids: list[int] = []
         unrecorded: list[tuple[int, SubmitResult]] = []  # a transient answer awaiting its wait
         again: list[_Ready] = []
@@ -582,6 +584,7 @@ class _PatientSender:
                         documents,
                         before_post=begin,
                         content_type=part[0].built.content_type,
+                        metadata=metadata,
                     )
                     signal_ = _signal_of(result)
                     slot.report(signal_, result.retry_after)
@@ -915,6 +918,7 @@ async def _send_run(
         content_root=settings.dpi.content_root,
         kind=pool_kind,
         environment=settings.dmp.environment,
+        metadata=True,
     ) as pool:
         decisions = decide(
             engine,

@@ -41,7 +41,7 @@ import inspect
 import re
 import ssl
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -612,6 +612,7 @@ class _Core:
         patient_id: str,
         documents: Sequence[tuple[DocumentEntry, bytes]],
         content_type: Coded | None,
+        metadata: Mapping[str, bytes] | None = None,
     ) -> _Prepared:
         if not documents:
             raise ValueError("a submission needs at least one document")
@@ -631,6 +632,7 @@ class _Core:
             to=self.repository_url,
             use_mtom=self.use_mtom,
             signer=self.signer,
+            prebuilt=metadata,
         )
         entries = tuple(entry for entry, _ in documents)
         sent = _Sent(
@@ -647,8 +649,9 @@ class _Core:
         documents: Sequence[tuple[DocumentEntry, bytes]],
         content_type: Coded | None,
         before_post: Callable[[str], object] | None = None,
+        metadata: Mapping[str, bytes] | None = None,
     ) -> _Steps[SubmitResult]:
-        prepared = self._prepare(patient_id, documents, content_type)
+        prepared = self._prepare(patient_id, documents, content_type, metadata)
         if before_post is not None:
             before_post(prepared.sent.submission_set_id)
         started = time.monotonic()
@@ -734,12 +737,16 @@ class DmpClient(_Core):
         *,
         content_type: Coded | None = None,
         before_post: Callable[[str], object] | None = None,
+        metadata: Mapping[str, bytes] | None = None,
     ) -> SubmitResult:
         """Send one submission set of one patient; never raises for an answer or the network.
 
-        `before_post(submission_set_id)` runs just before the request leaves (see the async one).
+        `before_post(submission_set_id)` runs just before the request leaves; `metadata` as
+        for the async client.
         """
-        return self._run(self._submit_steps(patient_id, documents, content_type, before_post))
+        return self._run(
+            self._submit_steps(patient_id, documents, content_type, before_post, metadata)
+        )
 
     def find_entry_uuid(self, unique_id: str, *, patient_id: str) -> LookupResult:
         """ITI-18 GetDocuments by uniqueId (ObjectRef): the entryUUID an RPLC must target."""
@@ -810,14 +817,17 @@ class AsyncDmpClient(_Core):
         *,
         content_type: Coded | None = None,
         before_post: Callable[[str], object] | None = None,
+        metadata: Mapping[str, bytes] | None = None,
     ) -> SubmitResult:
         """Send one submission set of one patient; never raises for an answer or the network.
 
         `before_post(submission_set_id)` runs once the request is built, just before it leaves:
         the sender commits `sending` there, under the uniqueId this attempt carries.
+        `metadata`: uniqueId → `ebrim.extrinsic_object(entry)` of some of these entries, made
+        where they were built; the request takes them as they are.
         """
         minted: list[str] = []
-        steps = self._submit_steps(patient_id, documents, content_type, minted.append)
+        steps = self._submit_steps(patient_id, documents, content_type, minted.append, metadata)
         first = next(steps)  # the request is built: `minted` holds its submission set's uniqueId
         if before_post is not None:
             # May be a coroutine function: the sender commits `sending` off the event loop.

@@ -8,7 +8,7 @@ mirror image and reports what is missing as a `MetadataProblem` with the IHE err
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -22,6 +22,7 @@ __all__ = [
     "SIGNATURE_ID",
     "SUBMISSION_SET_ID",
     "ParsedSubmission",
+    "extrinsic_object",
     "parse_submit_objects",
     "submit_objects",
 ]
@@ -33,6 +34,8 @@ SIGNATURE_ID = "Signature01"
 # classCode of the submission set's signature entry (IHE DSG, as the DMP's clients send it).
 SIGNATURE_CLASS_CODE = "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1"
 METADATA_ERROR = "XDSRegistryMetadataError"
+# Fragments of our own making (`extrinsic_object`), read back without entities or network.
+_FRAGMENTS = etree.XMLParser(resolve_entities=False, no_network=True)
 
 
 def _el(parent: etree._Element, tag: str, **attrs: str) -> etree._Element:
@@ -90,6 +93,7 @@ def submit_objects(
     *,
     signature: DocumentEntry | None = None,
     ids: Sequence[str] | None = None,
+    prebuilt: Mapping[str, bytes] | None = None,
 ) -> etree._Element:
     """The `lcm:SubmitObjectsRequest` of one submission set and its document entries.
 
@@ -97,7 +101,8 @@ def submit_objects(
     registry assigns entryUUIDs), by default the entry's stable entryUUID; the matching
     `xds:Document` must carry the same id. An entry with `replaces` gets an RPLC association to
     the replaced entry's entryUUID. A `signature` entry (the XAdES of the set) is a member of
-    the set and `signs` it.
+    the set and `signs` it. `prebuilt` maps an entry's uniqueId to `extrinsic_object(entry)` of
+    that very entry, taken as it is where the object's id is the entry's entryUUID.
     """
     object_ids = list(ids) if ids is not None else [entry.entry_uuid for entry in entries]
     request = etree.Element(
@@ -127,7 +132,11 @@ def submit_objects(
     if signature is not None:
         members.append((SIGNATURE_ID, signature))
     for owner, entry in members:
-        _extrinsic_object(objects, owner, entry)
+        fragment = prebuilt.get(entry.unique_id) if prebuilt and owner == entry.entry_uuid else None
+        if fragment is not None:
+            objects.append(etree.fromstring(fragment, _FRAGMENTS))
+        else:
+            _extrinsic_object(objects, owner, entry)
 
     for n, (owner, entry) in enumerate(members, start=1):
         member = _el(
@@ -148,6 +157,17 @@ def submit_objects(
             sourceObject=SIGNATURE_ID, targetObject=SUBMISSION_SET_ID, objectType=XDS.OT_ASSOCIATION,
         )  # fmt: skip
     return request
+
+
+def extrinsic_object(entry: DocumentEntry) -> bytes:
+    """The ExtrinsicObject of `entry` under its entryUUID, serialized, for `submit_objects(prebuilt=…)`.
+
+    It is most of a request's metadata and a function of the entry alone: the sender builds it
+    with the CDA, in its build workers, and its own process only splices it in (RPLC and the
+    set's membership are associations, built per attempt)."""
+    holder = etree.Element(_RIM + "RegistryObjectList", nsmap={"rim": NS["rim"]})
+    _extrinsic_object(holder, entry.entry_uuid, entry)
+    return etree.tostring(holder[0])
 
 
 def _extrinsic_object(objects: etree._Element, owner: str, entry: DocumentEntry) -> None:

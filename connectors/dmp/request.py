@@ -14,7 +14,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from lxml import etree
 
@@ -115,11 +115,13 @@ def build_request(
     message_id: str | None = None,
     signer: Signer | None = None,
     symbolic_ids: bool = False,
+    prebuilt: Mapping[str, bytes] | None = None,
 ) -> tuple[str, bytes]:
     """(Content-Type, body) of one Provide and Register Document Set-b call for one patient.
 
     `symbolic_ids` names the entries `Document01`, `Document02`… (the registry then assigns the
-    entryUUIDs) instead of their stable entryUUIDs.
+    entryUUIDs) instead of their stable entryUUIDs. `prebuilt`: uniqueId → the entry's
+    `ebrim.extrinsic_object`, spliced in rather than built again.
     """
     if submission_set.author.person is None and identity.author_person:
         submission_set = dataclasses.replace(
@@ -142,7 +144,9 @@ def build_request(
         payloads.append(("Signature01", signed))
 
     request = etree.Element(_XDS + "ProvideAndRegisterDocumentSetRequest", nsmap={"xds": NS["xds"]})
-    request.append(submit_objects(submission_set, entries, signature=signature, ids=ids))
+    request.append(
+        submit_objects(submission_set, entries, signature=signature, ids=ids, prebuilt=prebuilt)
+    )
     parts: list[tuple[str, bytes]] = []
     for n, (object_id, data) in enumerate(payloads, start=1):
         document = etree.SubElement(request, _XDS + "Document", id=object_id)

@@ -18,6 +18,7 @@ from backfill.config import Settings
 from backfill.databases import open_engine
 from backfill.ledger import Ledger
 from backfill.selection import DEFAULT_RULE, decide, load_rule
+from connectors.dmp.ebrim import extrinsic_object
 from tests.integration.pipeline_support import AS_OF, Dpi, make_dpi
 
 pytestmark = pytest.mark.slow
@@ -28,12 +29,13 @@ def dpi(tmp_path_factory: pytest.TempPathFactory) -> Dpi:
     return make_dpi(tmp_path_factory.mktemp("dpi"), patients=25, seed=5)
 
 
-def _pool(dpi: Dpi, kind: str = "process") -> BuildPool:
+def _pool(dpi: Dpi, kind: str = "process", *, metadata: bool = False) -> BuildPool:
     return BuildPool(
         dpi.url,
         Settings().establishment.as_cda(),
         content_root=dpi.files,
         kind=kind,  # type: ignore[arg-type]
+        metadata=metadata,
     )
 
 
@@ -69,6 +71,21 @@ def test_workers_build_the_same_bytes_as_an_inline_build(dpi: Dpi) -> None:
         o.built.xml if o.built else o.reason for o in alone
     ]
     assert all(o.built is not None for o in pooled)
+    assert all(o.metadata is None for o in pooled)  # only the sender asks for it
+
+
+def test_the_senders_workers_make_each_entrys_metadata(dpi: Dpi) -> None:
+    """The sender's pool hands back each built entry's ExtrinsicObject, the one the request
+    would build itself (`tests/unit/test_dmp_wire.py` shows splicing it changes no byte)."""
+    pool = _pool(dpi, metadata=True)
+    try:
+        pooled = asyncio.run(pool.build(_wanted(dpi)))
+    finally:
+        pool.close()
+    assert pooled
+    for outcome in pooled:
+        assert outcome.built is not None
+        assert outcome.metadata == extrinsic_object(outcome.built.entry)
 
 
 def test_start_has_every_worker_running_before_the_first_build(dpi: Dpi) -> None:

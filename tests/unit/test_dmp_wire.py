@@ -5,20 +5,25 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from cda.build import build_document
+from cda.examples import ESTABLISHMENT
 from cda.metadata import entry_uuid_for
 from connectors.dmp import mtom
-from connectors.dmp.ebrim import parse_submit_objects
+from connectors.dmp.ebrim import extrinsic_object, parse_submit_objects, submit_objects
 from connectors.dmp.errors import MalformedMessage, MetadataProblem
+from connectors.dmp.request import new_submission_set
 from connectors.dmp.response import RegistryError, build_response, read_response
 from connectors.dmp.schema import request_errors, response_errors
 from connectors.dmp.soap import build_fault, parse_xml, read_envelope, read_fault
 from connectors.dmp.vihf import RESOURCE_ID, read_attributes
 from connectors.dmp.vocabulary import ACTION_REQUEST, NS, XDS
 from connectors.dmp_mock.testing import built_examples, request_for
+from tests.unit.cda_strategies import documents as document_inputs
+from tests.unit.cda_strategies import patients
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +58,39 @@ def test_a_request_validates_and_reads_back(documents, specs, use_mtom: bool) ->
     assert vihf["Identifiant_Structure"].startswith("1")
     if use_mtom:
         assert sorted(message.parts.values()) == sorted(d.xml for d in documents)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    patient=patients(),
+    inputs=st.lists(document_inputs(), min_size=1, max_size=3, unique_by=lambda d: d.document_id),
+    spliced=st.lists(st.booleans(), min_size=3, max_size=3),
+    replacing=st.booleans(),
+)
+def test_metadata_made_in_the_build_workers_is_the_metadata_built_here(
+    patient, inputs, spliced: list[bool], replacing: bool
+) -> None:
+    """The sender's workers make each entry's ExtrinsicObject; spliced into a request it gives
+    the bytes the request would have built itself, whichever entries come prebuilt, an RPLC
+    (an association, made per attempt) included."""
+    entries = [build_document(d, patient, ESTABLISHMENT, xsd_check=False).entry for d in inputs]
+    if replacing:
+        entries[0] = dataclasses.replace(entries[0], replaces_entry_uuid="urn:uuid:" + "1" * 32)
+    prebuilt = {
+        e.unique_id: extrinsic_object(e)
+        for e, yes in zip(entries, spliced[: len(entries)], strict=True)
+        if yes
+    }
+    submission_set = new_submission_set(
+        entries[0].patient_id, source_id="1.2.250.1.999", institution_xon="X^^^^^^^^^1.2.250.1.71"
+    )
+    plain = etree.tostring(submit_objects(submission_set, entries))
+    assert etree.tostring(submit_objects(submission_set, entries, prebuilt=prebuilt)) == plain
+    # Under symbolic ids the fragments (made under entryUUIDs) are not taken.
+    symbolic = [f"Document{n:02d}" for n in range(1, len(entries) + 1)]
+    assert etree.tostring(
+        submit_objects(submission_set, entries, ids=symbolic, prebuilt=prebuilt)
+    ) == etree.tostring(submit_objects(submission_set, entries, ids=symbolic))
 
 
 @given(st.lists(st.binary(max_size=3000), min_size=1, max_size=5))
