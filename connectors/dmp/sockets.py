@@ -1,20 +1,22 @@
-"""The DMP client's sockets: httpcore's network backend on asyncio's own transports.
+"""The DMP client's sockets and connection pool: httpx's transport on asyncio's own transports.
 
 httpx's async client reaches the network through httpcore, whose default backend goes through
 anyio: every read and write enters a cancel scope and yields to the loop once more, and before
 each request the pool asks every idle connection whether it is readable, a `poll()` system call
-each (0.83 ms of the client's CPU per POST to the mock, against 0.71 here). This backend reads and writes through an asyncio protocol instead: a read
-returns what has arrived and waits only when nothing has; a connection the server closed is known
-from the loop's own callback, without a system call.
+each (0.83 ms of the client's CPU per POST to the mock, against 0.71 here). `AsyncioBackend`
+reads and writes through an asyncio protocol instead: a read returns what has arrived and waits
+only when nothing has; a connection the server closed is known from the loop's own callback,
+without a system call. `AsyncioTransport` keeps httpcore's HTTP/1.1 connection but pools the
+connections itself (see its docstring for why).
 
-    pool = httpcore.AsyncConnectionPool(ssl_context=…, network_backend=AsyncioBackend())
     transport = asyncio_transport(verify=context, limits=httpx.Limits(…))   # for httpx
+    http = httpx.AsyncClient(transport=transport, timeout=…)
 
-Errors are httpcore's (`ConnectError`, `ReadError`, `WriteError`, their timeouts), each raised
-while handling the OS or TLS error that caused it, so that httpx maps every one to its
-`TransportError`s and the client's reading of a refused handshake (`client._tls_failure`) finds
-the TLS reason. (Over anyio, the default, an alert read after the handshake escaped httpx as a
-bare `ssl.SSLError`: a refused client certificate raised out of the async client.)
+Errors are httpx's `TransportError`s, raised from httpcore's (`ConnectError`, `ReadError`,
+`WriteError`, their timeouts), each raised while handling the OS or TLS error that caused it, so
+the client's reading of a refused handshake (`client._tls_failure`) finds the TLS reason. (Over
+anyio, the default, an alert read after the handshake escaped httpx as a bare `ssl.SSLError`: a
+refused client certificate raised out of the async client.)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, NoReturn
 
 import httpcore
@@ -223,20 +225,201 @@ class AsyncioBackend(AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
-def asyncio_transport(*, verify: ssl.SSLContext, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """httpx's transport whose connection pool runs on `AsyncioBackend`.
+# httpcore's errors as httpx's, by the nearest class (what httpx's own transport does).
+_HTTPX_ERRORS: dict[type[Exception], type[httpx.TransportError]] = {
+    httpcore.PoolTimeout: httpx.PoolTimeout,
+    httpcore.ConnectTimeout: httpx.ConnectTimeout,
+    httpcore.ReadTimeout: httpx.ReadTimeout,
+    httpcore.WriteTimeout: httpx.WriteTimeout,
+    httpcore.TimeoutException: httpx.TimeoutException,
+    httpcore.ConnectError: httpx.ConnectError,
+    httpcore.ReadError: httpx.ReadError,
+    httpcore.WriteError: httpx.WriteError,
+    httpcore.NetworkError: httpx.NetworkError,
+    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+    httpcore.LocalProtocolError: httpx.LocalProtocolError,
+    httpcore.ProtocolError: httpx.ProtocolError,
+    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+}
 
-    httpx takes no network backend, so its pool is replaced by one with the same settings and
-    ours (`tests/integration/test_dmp_sockets.py` checks the requests go through it). A client
-    given this transport no longer reads proxies from the environment: `backfill.dmp_session`
-    keeps httpx's transports when one applies.
+
+def _httpx_error(exc: Exception) -> type[httpx.TransportError] | None:
+    for kind in type(exc).__mro__:
+        if (mapped := _HTTPX_ERRORS.get(kind)) is not None:
+            return mapped
+    return None
+
+
+_Key = tuple[bytes, bytes, int]
+
+
+class AsyncioTransport(httpx.AsyncBaseTransport):
+    """httpx's transport for the DMP: HTTP/1.1 as httpcore speaks it, over `AsyncioBackend`, in a
+    connection pool of its own.
+
+    httpcore's pool, under the sender's eight requests in flight, cost more of the event loop
+    than the HTTP itself: it walks every connection and every queued request each time one
+    starts or ends (`bench/send.py`). Here a request takes a slot (at most `max_connections`,
+    waiting `pool` seconds at most), the last idle connection to its server that is still open
+    (a connection the server closed is known from the loop's callbacks), or a new one, and gives
+    both back when its answer is closed. Errors are httpx's, each raised from httpcore's, which
+    was raised from the OS or TLS error (the client reads a refused handshake from that chain).
+    A client given this transport no longer reads proxies from the environment:
+    `backfill.dmp_session` keeps httpx's transports when one applies.
     """
-    transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=verify,
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=AsyncioBackend(),
-    )
-    return transport
+
+    def __init__(
+        self,
+        *,
+        verify: ssl.SSLContext,
+        limits: httpx.Limits,
+        backend: AsyncNetworkBackend | None = None,
+    ) -> None:
+        verify.set_alpn_protocols(["http/1.1"])
+        self._tls = verify
+        self._backend = backend or AsyncioBackend()
+        self._keep = limits.max_keepalive_connections
+        self._expiry = limits.keepalive_expiry
+        self._slots = asyncio.Semaphore(limits.max_connections) if limits.max_connections else None
+        self._idle: dict[_Key, list[httpcore.AsyncHTTP11Connection]] = {}
+        self._closed = False
+
+    @property
+    def idle_connections(self) -> list[httpcore.AsyncHTTP11Connection]:
+        """The connections kept alive for a next request, every server's."""
+        return [c for idle in self._idle.values() for c in idle]
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(
+                f"no {url.scheme!r} here (http, https)", request=request
+            )
+        if self._closed:
+            raise RuntimeError("the DMP transport is closed")
+        timeouts = request.extensions.get("timeout", {})
+        port = url.port or (443 if url.scheme == "https" else 80)
+        key = (url.raw_scheme, url.raw_host, port)
+        await self._take_slot(timeouts.get("pool"), request)
+        connection: httpcore.AsyncHTTP11Connection | None = None
+        try:
+            connection = await self._connection(key, request, timeouts.get("connect"))
+            answer = await connection.handle_async_request(
+                httpcore.Request(
+                    method=request.method,
+                    url=httpcore.URL(
+                        scheme=url.raw_scheme, host=url.raw_host, port=port, target=url.raw_path
+                    ),
+                    headers=request.headers.raw,
+                    content=request.stream,
+                    extensions=request.extensions,
+                )
+            )
+        except BaseException as exc:
+            if connection is not None:
+                await connection.aclose()
+            self._give_slot()
+            mapped = _httpx_error(exc) if isinstance(exc, Exception) else None
+            if mapped is None:
+                raise
+            raise mapped(str(exc), request=request) from exc
+        assert isinstance(answer.stream, AsyncIterable)
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.headers,
+            stream=_Answer(self, key, connection, answer.stream, request),
+            extensions=answer.extensions,
+        )
+
+    async def _take_slot(self, timeout: float | None, request: httpx.Request) -> None:
+        if self._slots is None:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout(
+                f"no connection to the DMP free in {timeout} s", request=request
+            ) from None
+
+    def _give_slot(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+    async def _connection(
+        self, key: _Key, request: httpx.Request, timeout: float | None
+    ) -> httpcore.AsyncHTTP11Connection:
+        idle = self._idle.get(key)
+        while idle:
+            connection = idle.pop()  # the last one back: the most likely to be still open
+            if connection.is_available() and not connection.has_expired():
+                return connection
+            await connection.aclose()
+        scheme, host, port = key
+        stream = await self._backend.connect_tcp(host.decode("ascii"), port, timeout=timeout)
+        if scheme == b"https":
+            server_name = request.extensions.get("sni_hostname") or host.decode("ascii")
+            stream = await stream.start_tls(self._tls, server_hostname=server_name, timeout=timeout)
+        return httpcore.AsyncHTTP11Connection(
+            httpcore.Origin(scheme, host, port), stream, keepalive_expiry=self._expiry
+        )
+
+    async def _returned(self, key: _Key, connection: httpcore.AsyncHTTP11Connection) -> None:
+        idle = self._idle.setdefault(key, [])
+        if (
+            connection.is_idle()
+            and not self._closed
+            and (self._keep is None or len(idle) < self._keep)
+        ):
+            idle.append(connection)
+        else:
+            await connection.aclose()
+        self._give_slot()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, {}
+        for connection in (c for kept in idle.values() for c in kept):
+            await connection.aclose()
+
+
+class _Answer(httpx.AsyncByteStream):
+    """An answer's body; once closed (read to its end or not), its connection and slot go back."""
+
+    def __init__(
+        self,
+        transport: AsyncioTransport,
+        key: _Key,
+        connection: httpcore.AsyncHTTP11Connection,
+        stream: AsyncIterable[bytes],
+        request: httpx.Request,
+    ) -> None:
+        self._transport, self._key, self._connection = transport, key, connection
+        self._stream, self._request = stream, request
+        self._open = True
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for part in self._stream:
+                yield part
+        except Exception as exc:
+            mapped = _httpx_error(exc)
+            if mapped is None:
+                raise
+            raise mapped(str(exc), request=self._request) from exc
+
+    async def aclose(self) -> None:
+        if not self._open:
+            return
+        self._open = False
+        try:
+            closing = getattr(self._stream, "aclose", None)
+            if closing is not None:
+                await closing()  # httpcore makes the connection idle, or closes it
+        finally:
+            await self._transport._returned(self._key, self._connection)
+
+
+def asyncio_transport(*, verify: ssl.SSLContext, limits: httpx.Limits) -> AsyncioTransport:
+    """The async DMP client's transport: `AsyncioTransport` with these TLS settings and limits."""
+    return AsyncioTransport(verify=verify, limits=limits)

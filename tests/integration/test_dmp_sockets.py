@@ -132,9 +132,9 @@ def test_a_connection_the_server_closed_is_not_reused(connects) -> None:
     async def run() -> list[bytes]:
         async with serving(one_answer_then_close) as url, client() as http:
             first = await http.post(url, content=b"one")
-            pool = http._transport._pool  # type: ignore[attr-defined]
+            transport = http._transport  # type: ignore[attr-defined]
             for _ in range(1000):  # the loop's turns until it has read the server's close
-                if all(c.has_expired() for c in pool.connections):
+                if all(c.has_expired() for c in transport.idle_connections):
                     break  # (the pool may already have dropped it when the answer was read)
                 await asyncio.sleep(0)
             second = await http.post(url, content=b"two")
@@ -207,3 +207,89 @@ def test_a_server_gone_mid_answer_is_a_read_error_not_a_short_body() -> None:
 
     with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
         asyncio.run(run())
+
+
+async def _answer_each(reader, writer) -> None:
+    """Answers every request on the connection until the client closes it."""
+    while True:
+        try:
+            await read_request(reader)
+        except asyncio.IncompleteReadError:
+            return
+        writer.write(answer(b"ok"))
+        await writer.drain()
+
+
+def test_requests_in_flight_share_at_most_max_connections(connects) -> None:
+    async def run() -> list[bytes]:
+        async with serving(_answer_each) as url, client() as http:  # 4 connections at most
+            return [
+                r.content
+                for r in await asyncio.gather(*(http.post(url, content=b"x") for _ in range(40)))
+            ]
+
+    assert asyncio.run(run()) == [b"ok"] * 40
+    assert 1 <= len(connects) <= 4
+
+
+def test_a_request_waits_for_a_free_connection_no_longer_than_the_pool_timeout() -> None:
+    """With every connection taken, the next request fails as a PoolTimeout (transient for the
+    client), and the taken ones are not disturbed."""
+    release, arrived = asyncio.Event(), asyncio.Event()
+
+    async def slow(reader, writer) -> None:
+        await read_request(reader)
+        arrived.set()
+        await release.wait()
+        writer.write(answer(b"late"))
+        await writer.drain()
+
+    async def run() -> tuple[list[bytes], type[BaseException]]:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        transport = asyncio_transport(verify=ssl.create_default_context(), limits=limits)
+        async with serving(slow) as url, httpx.AsyncClient(transport=transport) as http:
+            first = asyncio.create_task(http.post(url, content=b"1", timeout=10))
+            await arrived.wait()  # the first holds the only connection
+            try:
+                await http.post(url, content=b"2", timeout=httpx.Timeout(10, pool=0.1))
+                waited: type[BaseException] = type(None)  # type: ignore[assignment]
+            except httpx.TransportError as exc:
+                waited = type(exc)
+            release.set()
+            return [(await first).content], waited
+
+    contents, waited = asyncio.run(run())
+    assert waited is httpx.PoolTimeout
+    assert contents == [b"late"]
+
+
+def test_a_cancelled_request_gives_its_connection_back(connects) -> None:
+    """A request cut in flight (a stop's grace ran out) frees its slot: with one connection
+    allowed, the next request still goes, on a new connection (the cut one is not reused)."""
+    answered = asyncio.Event()
+
+    async def first_never_answered(reader, writer) -> None:
+        await read_request(reader)
+        if not answered.is_set():
+            answered.set()
+            await reader.read()  # the first request: never answered
+            return
+        writer.write(answer(b"ok"))
+        await writer.drain()
+
+    async def run() -> bytes:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        transport = asyncio_transport(verify=ssl.create_default_context(), limits=limits)
+        async with (
+            serving(first_never_answered) as url,
+            httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(5, pool=2)) as http,
+        ):
+            cut = asyncio.create_task(http.post(url, content=b"1"))
+            await answered.wait()
+            cut.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await cut
+            return (await http.post(url, content=b"2")).content
+
+    assert asyncio.run(run()) == b"ok"
+    assert len(connects) == 2
