@@ -124,7 +124,7 @@ def async_dmp_client(settings: Settings, *, url: str | None = None) -> AsyncDmpC
     # On asyncio's own sockets (`connectors.dmp.sockets`): a refused client certificate is
     # read reliably, and each POST costs the event loop less CPU than over anyio.
     transport = asyncio_transport(verify=http["verify"], limits=http["limits"])
-    return AsyncDmpClient(**options, http=httpx.AsyncClient(**http, transport=transport))  # type: ignore[arg-type]
+    return AsyncDmpClient(**options, transport=transport, timeout=http["timeout"])  # type: ignore[arg-type]
 
 
 def _proxied(url: str) -> bool:

@@ -293,3 +293,39 @@ def test_a_cancelled_request_gives_its_connection_back(connects) -> None:
 
     assert asyncio.run(run()) == b"ok"
     assert len(connects) == 2
+
+
+def test_the_senders_client_waits_for_an_answer_no_longer_than_dmp_read_timeout(
+    tmp_path, monkeypatch
+) -> None:
+    """The sender's client posts straight to its transport: `[dmp] read_timeout` still bounds
+    the wait (a timeout, transient: the set may have been stored, a resend is safe), and the
+    request carries the headers a DMP expects."""
+    document = by_patient()["IPP000456"][0]
+    heads: list[bytes] = []
+
+    async def silent(reader, writer) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        await reader.read()
+
+    async def run() -> tuple[OutcomeKind, str]:
+        async with serving(silent) as url:
+            monkeypatch.setenv("BACKFILL_DMP_URL", url + "si-dmp-server/v2/services")
+            monkeypatch.setenv("BACKFILL_DMP_READ_TIMEOUT", "0.3")
+            settings = load_settings()
+            assert settings.dmp.read_timeout == 0.3
+            async with async_dmp_client(settings) as dmp:
+                result = await dmp.submit(
+                    document.entry.patient_id, [(document.entry, document.xml)],
+                    content_type=document.content_type,
+                )  # fmt: skip
+                return result.kind, result.detail
+
+    monkeypatch.chdir(tmp_path)
+    kind, detail = asyncio.run(run())
+    assert (kind, detail) == (OutcomeKind.TRANSIENT, "timeout (ReadTimeout)")
+    head = heads[0].lower()
+    assert head.startswith(b"post /si-dmp-server/v2/services/repository http/1.1\r\n")
+    for header in (b"host: 127.0.0.1:", b"content-type: multipart/related", b"content-length: ",
+                   b"user-agent: dmp-backfill"):  # fmt: skip
+        assert b"\r\n" + header in head, header
