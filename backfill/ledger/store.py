@@ -31,7 +31,7 @@ from backfill.databases import describe_url, open_engine, translate_errors
 from backfill.errors import LedgerMissing, LedgerSchemaError, TransitionError
 from backfill.ledger import migrate
 from backfill.ledger.lock import RunLock, acquire, advisory_key
-from backfill.ledger.queries import statements
+from backfill.ledger.queries import DriverStatements, statements
 from backfill.ledger.schema import (
     bf_attempt,
     bf_attempt_document,
@@ -327,6 +327,8 @@ class Ledger:
         self.clock = clock
         self._lock: RunLock | None = None
         self._sql = statements("ledger_sending.sql", engine.dialect.name)
+        # The same statements on the driver's cursor, for the three calls made per POST.
+        self._hot = DriverStatements("ledger_sending.sql", engine.dialect)
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -657,7 +659,7 @@ class Ledger:
                     row.size,
                     row.attempts,
                 )
-                for row in conn.execute(self._sql["pending_documents"], params)
+                for row in self._hot.run(conn, "pending_documents", params)
             ]
 
     # -- transitions ----------------------------------------------------------------------------
@@ -676,13 +678,13 @@ class Ledger:
         if len(by_id) != len(docs):
             raise TransitionError(f"a document appears twice in submission set {submission_set_id}")
         now = self.clock()
-        sql = self._sql
+        hot = self._hot
         with self._write() as conn:
             rows: dict[str, Any] = {}
             for chunk in _chunks(by_id):
                 rows.update(
                     (row.document_id, row)
-                    for row in conn.execute(sql["lock_documents"], {"ids": chunk})
+                    for row in hot.run(conn, "lock_documents", {"ids": chunk})
                 )
             _require_known(rows, by_id, ipp)
             require((doc_id, row.state, DocState.SENDING) for doc_id, row in rows.items())
@@ -699,8 +701,9 @@ class Ledger:
                     f"recorded before their first POST: {', '.join(changed[:5])} differ "
                     "(was the DPI content changed in place?)"
                 )
-            attempt_id = conn.execute(
-                sql["insert_post"],
+            attempt_id = hot.run(
+                conn,
+                "insert_post",
                 {
                     "run_id": run_id,
                     "ipp": ipp,
@@ -708,9 +711,10 @@ class Ledger:
                     "documents": len(docs),
                     "now": now,
                 },
-            ).scalar_one()
-            conn.execute(
-                sql["insert_post_document"],
+            )[0][0]
+            hot.run_many(
+                conn,
+                "insert_post_document",
                 [
                     {
                         "attempt_id": attempt_id,
@@ -723,8 +727,9 @@ class Ledger:
                     for doc in docs
                 ],
             )
-            conn.execute(
-                sql["mark_sending"],
+            hot.run_many(
+                conn,
+                "mark_sending",
                 [
                     {
                         "document_id": doc.document_id,
@@ -761,9 +766,9 @@ class Ledger:
         still records what this answer said about it.
         """
         now = self.clock()
-        sql = self._sql
+        hot = self._hot
         with self._write() as conn:
-            members = conn.execute(sql["lock_attempt"], {"attempt_id": attempt_id}).all()
+            members = hot.run(conn, "lock_attempt", {"attempt_id": attempt_id})
             if not members:
                 raise TransitionError(f"attempt {attempt_id} is not in the ledger")
             if members[0].ended_at is not None:
@@ -804,9 +809,10 @@ class Ledger:
                 if res.document_id in current
             ]
             if updates:
-                conn.execute(sql["record_answer"], updates)
-            conn.execute(
-                sql["record_answer_document"],
+                hot.run_many(conn, "record_answer", updates)
+            hot.run_many(
+                conn,
+                "record_answer_document",
                 [
                     {
                         "attempt_id": attempt_id,
@@ -818,8 +824,9 @@ class Ledger:
                     for res in results
                 ],
             )
-            conn.execute(
-                sql["close_attempt"],
+            hot.run(
+                conn,
+                "close_attempt",
                 {
                     "attempt_id": attempt_id,
                     "outcome": outcome,
@@ -830,8 +837,9 @@ class Ledger:
                 },
             )
             if any(res.state == DocState.ACKED for res in results):
-                conn.execute(
-                    sql["patient_has_dmp"],
+                hot.run(
+                    conn,
+                    "patient_has_dmp",
                     {"ipp": ipp, "open": DMP_OPEN, "no_dmp": NO_DMP, "now": now},
                 )
 

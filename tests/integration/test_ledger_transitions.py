@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from backfill.errors import TransitionError
 from backfill.ledger import DocResult, DocState, Ledger, Selected, SendingDocument
 from backfill.ledger.schema import bf_attempt, bf_attempt_document, bf_document, bf_patient, bf_run
+from backfill.selection.paris_time import PARIS
 from tests.integration.ledger_support import NOW, ack, drive, select, sending, state_of
 
 S = DocState
@@ -370,3 +371,61 @@ def test_requeue_rejected_puts_them_back_and_logs_it(ledger: Ledger, run: int) -
     assert [tuple(r) for r in rows] == [("requeue", 1, retry), ("requeue", 2, retry)]
     assert ledger.check_invariant(retry).holds
     assert ledger.check_invariant(retry).not_attempted == 3
+
+
+_INSTANT = st.datetimes(
+    dt.datetime(2001, 1, 1),
+    dt.datetime(2098, 12, 31),
+    timezones=st.sampled_from([dt.UTC, PARIS, dt.timezone(dt.timedelta(hours=-7, minutes=-30))]),
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(due=_INSTANT, offset=st.integers(-2, 2))
+def test_instants_bound_on_the_drivers_cursor_compare_as_sqlalchemys_do(
+    ledger: Ledger, due: dt.datetime, offset: int
+) -> None:
+    """The calls made per POST run on the driver's cursor, the rest of the ledger through
+    SQLAlchemy: a retry time written by the one (end_attempt) and a recheck written by the other
+    (defer_patient) are due exactly once their time has come, to the microsecond and in any time
+    zone, whichever path compares them, and read back as the instant written."""
+    with ledger.engine.begin() as conn:
+        for table in (bf_attempt_document, bf_attempt, bf_document, bf_patient, bf_run):
+            conn.execute(sa.delete(table))
+    run = ledger.start_run(mode="run")
+    select(ledger, run, "D1", ipp="P1")
+    select(ledger, run, "D2", ipp="P2")
+    attempt = ledger.begin_attempt(run, "P1", "2.25.1", [sending("D1")])
+    ledger.end_attempt(
+        attempt,
+        outcome="transient",
+        http_status=503,
+        latency=0.1,
+        results=[DocResult("D1", S.RETRY_WAIT, "HTTP 503", "busy", due)],
+    )
+    ledger.defer_patient("P2", due, "XDSUnknownPatientId", run_id=run)
+    now = due + dt.timedelta(microseconds=offset)
+    come = offset >= 0
+    assert [d.document_id for d in ledger.pending_documents("P1", now)] == (["D1"] if come else [])
+    assert [d.document_id for d in ledger.pending_documents("P2", now)] == (["D2"] if come else [])
+    assert sorted(ledger.pending_patients(now)) == (["P1", "P2"] if come else [])
+    with ledger.engine.connect() as conn:
+        written = conn.execute(
+            sa.select(bf_document.c.next_attempt_at).where(bf_document.c.document_id == "D1")
+        ).scalar_one()
+    assert written == due
+
+
+def test_a_statement_refused_on_the_drivers_cursor_is_sqlalchemys_error_and_writes_nothing(
+    ledger: Ledger, run: int
+) -> None:
+    """Callers read database failures as SQLAlchemy's errors (the CLI's messages, the sender's
+    stop): the per-POST calls raise them too, and their transaction is rolled back whole."""
+    select(ledger, run, "D1")
+    before = _snapshot(ledger)
+    with pytest.raises(sa.exc.IntegrityError):
+        ledger.begin_attempt(run + 1000, "P1", "2.25.2", [sending("D1")])  # no such run
+    assert _snapshot(ledger) == before
+    assert state_of(ledger, "D1") is S.SELECTED
