@@ -73,6 +73,20 @@ def ack(ledger: Ledger, run_id: int, ipp: str, *document_ids: str, set_id: str =
     )
 
 
+def busy(
+    ledger: Ledger, run_id: int, ipp: str, document_id: str, until: dt.datetime, *, set_id: str
+) -> None:
+    """One POST of this document that the DMP answers 503: it waits in retry_wait until `until`."""
+    attempt = ledger.begin_attempt(run_id, ipp, set_id, [sending(document_id)])
+    ledger.end_attempt(
+        attempt,
+        outcome="transient",
+        http_status=503,
+        latency=0.1,
+        results=[DocResult(document_id, DocState.RETRY_WAIT, "HTTP 503", "busy", until)],
+    )
+
+
 def state_of(ledger: Ledger, document_id: str) -> DocState:
     import sqlalchemy as sa
 

@@ -15,7 +15,7 @@ from backfill.errors import TransitionError
 from backfill.ledger import DocResult, DocState, Ledger, Selected, SendingDocument
 from backfill.ledger.schema import bf_attempt, bf_attempt_document, bf_document, bf_patient, bf_run
 from backfill.selection.paris_time import PARIS
-from tests.integration.ledger_support import NOW, ack, drive, select, sending, state_of
+from tests.integration.ledger_support import NOW, ack, busy, drive, select, sending, state_of
 
 S = DocState
 
@@ -227,14 +227,7 @@ def test_retry_wait_is_due_only_after_its_time_and_deferred_after_the_recheck(
     select(ledger, run, "D1", ipp="P1")
     select(ledger, run, "D2", ipp="P2")
     later = NOW + dt.timedelta(hours=2)
-    attempt = ledger.begin_attempt(run, "P1", "2.25.700", [sending("D1")])
-    ledger.end_attempt(
-        attempt,
-        outcome="transient",
-        http_status=503,
-        latency=1,
-        results=[DocResult("D1", S.RETRY_WAIT, "HTTP 503", "busy", later)],
-    )
+    busy(ledger, run, "P1", "D1", later, set_id="2.25.700")
     assert (
         ledger.defer_patient("P2", NOW + dt.timedelta(days=30), "XDSUnknownPatientId", run_id=run)
         == 1
@@ -397,14 +390,7 @@ def test_instants_bound_on_the_drivers_cursor_compare_as_sqlalchemys_do(
     run = ledger.start_run(mode="run")
     select(ledger, run, "D1", ipp="P1")
     select(ledger, run, "D2", ipp="P2")
-    attempt = ledger.begin_attempt(run, "P1", "2.25.1", [sending("D1")])
-    ledger.end_attempt(
-        attempt,
-        outcome="transient",
-        http_status=503,
-        latency=0.1,
-        results=[DocResult("D1", S.RETRY_WAIT, "HTTP 503", "busy", due)],
-    )
+    busy(ledger, run, "P1", "D1", due, set_id="2.25.1")
     ledger.defer_patient("P2", due, "XDSUnknownPatientId", run_id=run)
     now = due + dt.timedelta(microseconds=offset)
     come = offset >= 0
