@@ -24,7 +24,7 @@ from cda.entry import xon
 from connectors.dmp.client import AsyncDmpClient, DmpClient
 from connectors.dmp.errors import SigningMaterialError
 from connectors.dmp.signing import Signer
-from connectors.dmp.sockets import asyncio_transport
+from connectors.dmp.sockets import AsyncioTransport
 
 __all__ = ["async_dmp_client", "dmp_client", "http_options"]
 
@@ -123,7 +123,7 @@ def async_dmp_client(settings: Settings, *, url: str | None = None) -> AsyncDmpC
         return AsyncDmpClient(**options, http=httpx.AsyncClient(**http))  # type: ignore[arg-type]
     # On asyncio's own sockets (`connectors.dmp.sockets`): a refused client certificate is
     # read reliably, and each POST costs the event loop less CPU than over anyio.
-    transport = asyncio_transport(verify=http["verify"], limits=http["limits"])
+    transport = AsyncioTransport(verify=http["verify"], limits=http["limits"])
     return AsyncDmpClient(**options, transport=transport, timeout=http["timeout"])  # type: ignore[arg-type]
 
 

@@ -87,12 +87,13 @@ __all__ = [
 ]
 
 SERVICES_PATH = "/si-dmp-server/v2/services"
+REPOSITORY_PATH = SERVICES_PATH + "/repository"
+REGISTRY_PATH = SERVICES_PATH + "/registry"
 try:
     USER_AGENT = f"dmp-backfill/{importlib.metadata.version('dmp-backfill')}"
 except importlib.metadata.PackageNotFoundError:  # run from a source tree not installed
     USER_AGENT = "dmp-backfill"
-REPOSITORY_PATH = SERVICES_PATH + "/repository"
-REGISTRY_PATH = SERVICES_PATH + "/registry"
+_DEFAULT_TIMEOUT = httpx.Timeout(10, read=60)
 _SOAP = f"{{{NS['soap']}}}"
 
 TRANSIENT_CODES = frozenset({
@@ -719,7 +720,7 @@ class DmpClient(_Core):
             use_mtom=use_mtom,
             signer=signer,
         )
-        self.http = http or httpx.Client(timeout=httpx.Timeout(10, read=60))
+        self.http = http or httpx.Client(timeout=_DEFAULT_TIMEOUT)
 
     def _run(self, steps: _Steps[_T]) -> _T:
         try:
@@ -808,11 +809,9 @@ class AsyncDmpClient(_Core):
         if http is not None and transport is not None:
             raise ValueError("give the client an httpx client or a transport, not both")
         self.transport = transport
-        self._timeout = (timeout or httpx.Timeout(10, read=60)).as_dict()
+        self._timeout = (timeout or _DEFAULT_TIMEOUT).as_dict()
         self.http = (
-            None
-            if transport is not None
-            else http or httpx.AsyncClient(timeout=httpx.Timeout(10, read=60))
+            None if transport is not None else http or httpx.AsyncClient(timeout=_DEFAULT_TIMEOUT)
         )
 
     async def _post(self, call: _Call) -> httpx.Response:

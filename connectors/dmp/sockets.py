@@ -9,7 +9,7 @@ only when nothing has; a connection the server closed is known from the loop's o
 without a system call. `AsyncioTransport` keeps httpcore's HTTP/1.1 connection but pools the
 connections itself (see its docstring for why).
 
-    transport = asyncio_transport(verify=context, limits=httpx.Limits(…))   # for httpx
+    transport = AsyncioTransport(verify=context, limits=httpx.Limits(…))   # for httpx
     http = httpx.AsyncClient(transport=transport, timeout=…)
 
 Errors are httpx's `TransportError`s, raised from httpcore's (`ConnectError`, `ReadError`,
@@ -275,7 +275,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         limits: httpx.Limits,
         backend: AsyncNetworkBackend | None = None,
     ) -> None:
-        verify.set_alpn_protocols(["http/1.1"])
+        verify.set_alpn_protocols(["http/1.1"])  # as httpcore does to the context it is given
         self._tls = verify
         self._backend = backend or AsyncioBackend()
         self._keep = limits.max_keepalive_connections
@@ -418,8 +418,3 @@ class _Answer(httpx.AsyncByteStream):
                 await closing()  # httpcore makes the connection idle, or closes it
         finally:
             await self._transport._returned(self._key, self._connection)
-
-
-def asyncio_transport(*, verify: ssl.SSLContext, limits: httpx.Limits) -> AsyncioTransport:
-    """The async DMP client's transport: `AsyncioTransport` with these TLS settings and limits."""
-    return AsyncioTransport(verify=verify, limits=limits)

@@ -17,7 +17,7 @@ import pytest
 from backfill.config import load_settings
 from backfill.dmp_session import async_dmp_client
 from connectors.dmp.client import OutcomeKind
-from connectors.dmp.sockets import AsyncioBackend, asyncio_transport
+from connectors.dmp.sockets import AsyncioBackend, AsyncioTransport
 from connectors.dmp_mock.app import MockConfig
 from connectors.dmp_mock.server import MockServer
 from tests.integration.mock_dmp_support import by_patient
@@ -52,7 +52,7 @@ def answer(body: bytes, *, close: bool = False) -> bytes:
 
 def client() -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=4, max_keepalive_connections=4)
-    transport = asyncio_transport(verify=ssl.create_default_context(), limits=limits)
+    transport = AsyncioTransport(verify=ssl.create_default_context(), limits=limits)
     return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(10))
 
 
@@ -246,7 +246,7 @@ def test_a_request_waits_for_a_free_connection_no_longer_than_the_pool_timeout()
 
     async def run() -> tuple[list[bytes], type[BaseException]]:
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        transport = asyncio_transport(verify=ssl.create_default_context(), limits=limits)
+        transport = AsyncioTransport(verify=ssl.create_default_context(), limits=limits)
         async with serving(slow) as url, httpx.AsyncClient(transport=transport) as http:
             first = asyncio.create_task(http.post(url, content=b"1", timeout=10))
             await arrived.wait()  # the first holds the only connection
@@ -279,7 +279,7 @@ def test_a_cancelled_request_gives_its_connection_back(connects) -> None:
 
     async def run() -> bytes:
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        transport = asyncio_transport(verify=ssl.create_default_context(), limits=limits)
+        transport = AsyncioTransport(verify=ssl.create_default_context(), limits=limits)
         async with (
             serving(first_never_answered) as url,
             httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(5, pool=2)) as http,
