@@ -33,6 +33,8 @@ from httpcore import AsyncNetworkBackend, AsyncNetworkStream
 
 # Reading pauses while this much has arrived unread (answers are small; a bound all the same).
 _HIGH_WATER = 1 << 20
+# Writes are held until the answer is read, or until this much is held (a large set's body).
+_WRITE_AT = 1 << 18
 
 _SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
@@ -119,8 +121,15 @@ class AsyncioStream(AsyncNetworkStream):
     def __init__(self, transport: asyncio.Transport, receiver: _Receiver) -> None:
         self._transport = transport
         self._receiver = receiver
+        # httpcore writes a request's head and its body apart: held until the request is read
+        # back (or grows large), they leave in one system call, and reach the server as one.
+        self._held: list[bytes] = []
+        self._held_size = 0
+        self._write_timeout: float | None = None
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._held:
+            await self._flush()
         receiver = self._receiver
         if not receiver.buffer and not receiver.ended:
             await _wait(receiver.arrival(), timeout, httpcore.ReadTimeout)
@@ -144,13 +153,25 @@ class AsyncioStream(AsyncNetworkStream):
             _fail(httpcore.WriteError, receiver.error)
         if receiver.ended or self._transport.is_closing():
             raise httpcore.WriteError("the connection is closed")
-        self._transport.write(buffer)
+        self._held.append(buffer)
+        self._held_size += len(buffer)
+        self._write_timeout = timeout
+        if self._held_size >= _WRITE_AT:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        held, self._held, self._held_size = self._held, [], 0
+        receiver = self._receiver
+        if receiver.ended or self._transport.is_closing():
+            raise httpcore.WriteError("the connection is closed")
+        self._transport.writelines(held)
         if receiver.writing_paused:
-            await _wait(receiver.drain(), timeout, httpcore.WriteTimeout)
+            await _wait(receiver.drain(), self._write_timeout, httpcore.WriteTimeout)
         if receiver.error is not None:
             _fail(httpcore.WriteError, receiver.error)
 
     async def aclose(self) -> None:
+        self._held, self._held_size = [], 0
         self._transport.close()
 
     async def start_tls(

@@ -4,13 +4,16 @@ thread (`MockServer`, for tests, the demo and benchmarks), plain HTTP or mutual 
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from connectors.dmp.client import REPOSITORY_PATH, SERVICES_PATH
 from connectors.dmp_mock.app import MockConfig, create_app
@@ -24,6 +27,42 @@ class TlsFiles:
     key: Path
     client_ca: Path | None = None
     """When set, clients must present a certificate signed by this CA (mutual TLS)."""
+
+
+class _HeldWrites:
+    """A connection's transport whose writes of one loop turn leave together.
+
+    uvicorn writes an answer's status line and headers, then its body: two system calls, and
+    two segments for the client to wake up for. Held until the loop's next turn (the ASGI app
+    sends both without yielding), they go out in one `writelines`."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._held:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._held.append(data)
+
+    def _flush(self) -> None:
+        held, self._held = self._held, []
+        if held and not self._transport.is_closing():
+            self._transport.writelines(held)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _HttpToolsHeld(HttpToolsProtocol):
+    """uvicorn's httptools protocol over `_HeldWrites`."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(_HeldWrites(transport))  # type: ignore[arg-type]
 
 
 def uvicorn_config(
@@ -44,6 +83,7 @@ def uvicorn_config(
     return uvicorn.Config(
         create_app(config), host=host, port=port, log_level=log_level, access_log=False,
         lifespan="off", timeout_graceful_shutdown=2, proxy_headers=False, forwarded_allow_ips="",
+        http=_HttpToolsHeld,
         log_config=None, **options,  # type: ignore[arg-type]
     )  # fmt: skip
 
