@@ -385,12 +385,15 @@ class _Context:
     max_documents: int | None
     clock: Callable[[], dt.datetime]
     hidden: set[str]
-    ledger_thread: ThreadPoolExecutor
+    ledger_thread: ThreadPoolExecutor | None
     taken: int = 0
 
     async def led(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """A ledger write off the event loop (its commit waits on the disk); one patient's
-        writes come one after the other, as its sender awaits each."""
+        """A ledger call, in the ledger's threads when it has some (`Ledger.writers`: a server
+        to wait on), else here; one patient's calls come one after the other, as its sender
+        awaits each."""
+        if self.ledger_thread is None:
+            return call(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.ledger_thread, partial(call, *args, **kwargs))
 
@@ -968,7 +971,11 @@ async def _send_run(
             max_documents,
             clock=lambda: dt.datetime.now(dt.UTC),
             hidden=hidden,
-            ledger_thread=ThreadPoolExecutor(ledger.writers, thread_name_prefix="ledger"),
+            ledger_thread=(
+                ThreadPoolExecutor(ledger.writers, thread_name_prefix="ledger")
+                if ledger.writers
+                else None
+            ),
         )
         try:
             with _signals(stop):
@@ -976,7 +983,8 @@ async def _send_run(
         finally:
             if own_client:
                 await client.aclose()
-            ctx.ledger_thread.shutdown(wait=True)
+            if ctx.ledger_thread is not None:
+                ctx.ledger_thread.shutdown(wait=True)
             summary.pushbacks = pacer.pushbacks_total
             invariant = ledger.check_invariant(run_id)
             summary.invariant = invariant

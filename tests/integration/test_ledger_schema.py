@@ -151,6 +151,9 @@ def test_sqlite_ledger_uses_wal_a_busy_timeout_and_foreign_keys(sqlite_database)
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        # NORMAL (1) in WAL: a commit waits on no disk, so the sender makes its calls on its loop.
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1
+        assert ledger.writers == 0
 
 
 def test_postgresql_ledger_commits_without_waiting_for_the_disk_like_sqlite_normal(
