@@ -408,7 +408,7 @@ class Ledger:
         """How many threads the sender gives its ledger calls; 0: it makes them on its event loop.
 
         SQLite has one writer at a time anyway, and a commit in WAL with synchronous=NORMAL
-        waits on no disk (only a checkpoint does, every few thousand pages): handing each call
+        waits on no disk (only a checkpoint does, every 1 000 pages by default): handing each call
         to a thread and back cost more than the call (bench/send.py (b): 8 % more documents/s on
         the loop). PostgreSQL's calls wait on the server, so patients' calls overlap in threads."""
         return 0 if self.engine.dialect.name == "sqlite" else 4

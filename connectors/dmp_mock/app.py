@@ -186,7 +186,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         try:
             # On the loop, not in a worker thread: the work holds the GIL nearly throughout,
             # so threads ran it no sooner, and handing each request to one (and the GIL back
-            # and forth) cost 1 ms of the mock's 2.7 per document (bench/mock_dmp.py).
+            # and forth) cost 1 ms of the mock's 2.7 per document (8 clients of 1-document
+            # sets, as bench/send.py (b) measures its capacity).
             reply = registry.submit(request.headers.get("content-type"), body)
         except Exception as exc:
             # Only the exception's type: its text may quote a stored value (a patient id).
