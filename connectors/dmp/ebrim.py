@@ -16,6 +16,7 @@ from lxml import etree
 from cda.metadata import Coded, DocumentEntry, SubmissionSet, XdsAuthor, entry_uuid_for
 from connectors.dmp.errors import MetadataProblem
 from connectors.dmp.vocabulary import NS, XDS
+from connectors.dmp.xml_text import element, empty, start
 
 __all__ = [
     "SIGNATURE_CLASS_CODE",
@@ -25,66 +26,154 @@ __all__ = [
     "extrinsic_object",
     "parse_submit_objects",
     "submit_objects",
+    "submit_objects_xml",
 ]
 
 _RIM = f"{{{NS['rim']}}}"
-_LCM = f"{{{NS['lcm']}}}"
 SUBMISSION_SET_ID = "SubmissionSet01"
 SIGNATURE_ID = "Signature01"
 # classCode of the submission set's signature entry (IHE DSG, as the DMP's clients send it).
 SIGNATURE_CLASS_CODE = "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1"
 METADATA_ERROR = "XDSRegistryMetadataError"
-# Fragments of our own making (`extrinsic_object`), read back without entities or network.
+# What we wrote ourselves, read back as a tree without entities or network.
 _FRAGMENTS = etree.XMLParser(resolve_entities=False, no_network=True)
 
 
-def _el(parent: etree._Element, tag: str, **attrs: str) -> etree._Element:
-    return etree.SubElement(parent, _RIM + tag, attrs)
+_R = "rim:"
+_RIM_DECLARATION = f' xmlns:rim="{NS["rim"]}"'
 
 
-def _slot(parent: etree._Element, name: str, *values: str) -> None:
-    value_list = _el(_el(parent, "Slot", name=name), "ValueList")
-    for value in values:
-        _el(value_list, "Value").text = value
+def _slot(out: list[str], name: str, *values: str) -> None:
+    out.append(start(_R + "Slot", ("name", name)) + "<rim:ValueList>")
+    out.extend(element(_R + "Value", value) for value in values)
+    out.append("</rim:ValueList></rim:Slot>")
 
 
-def _name(parent: etree._Element, text: str) -> None:
-    _el(_el(parent, "Name"), "LocalizedString", value=text)
+def _name(out: list[str], label: str) -> None:
+    out.append("<rim:Name>" + empty(_R + "LocalizedString", ("value", label)) + "</rim:Name>")
 
 
-def _coded(parent: etree._Element, scheme: str, owner: str, coded: Coded, n: int) -> None:
-    node = _el(
-        parent, "Classification", id=f"cl-{owner}-{n}", classifiedObject=owner,
-        classificationScheme=scheme, nodeRepresentation=coded.code, objectType=XDS.OT_CLASSIFICATION,
-    )  # fmt: skip
-    _slot(node, "codingScheme", coded.scheme)
-    _name(node, coded.display)
+def _coded(out: list[str], scheme: str, owner: str, coded: Coded, n: int) -> None:
+    out.append(start(
+        _R + "Classification", ("id", f"cl-{owner}-{n}"), ("classifiedObject", owner),
+        ("classificationScheme", scheme), ("nodeRepresentation", coded.code),
+        ("objectType", XDS.OT_CLASSIFICATION),
+    ))  # fmt: skip
+    _slot(out, "codingScheme", coded.scheme)
+    _name(out, coded.display)
+    out.append("</rim:Classification>")
 
 
-def _author(parent: etree._Element, scheme: str, owner: str, author: XdsAuthor, n: int) -> None:
-    node = _el(
-        parent, "Classification", id=f"cl-{owner}-{n}", classifiedObject=owner,
-        classificationScheme=scheme, nodeRepresentation="", objectType=XDS.OT_CLASSIFICATION,
-    )  # fmt: skip
+def _author(out: list[str], scheme: str, owner: str, author: XdsAuthor, n: int) -> None:
+    out.append(start(
+        _R + "Classification", ("id", f"cl-{owner}-{n}"), ("classifiedObject", owner),
+        ("classificationScheme", scheme), ("nodeRepresentation", ""),
+        ("objectType", XDS.OT_CLASSIFICATION),
+    ))  # fmt: skip
     if author.person:
-        _slot(node, "authorPerson", author.person)
+        _slot(out, "authorPerson", author.person)
     if author.institution:
-        _slot(node, "authorInstitution", author.institution)
+        _slot(out, "authorInstitution", author.institution)
     if author.role:
-        _slot(node, "authorRole", author.role)
+        _slot(out, "authorRole", author.role)
     if author.specialty:
         s = author.specialty
-        _slot(node, "authorSpecialty", f"{s.code}^{s.display}^{s.scheme}")
+        _slot(out, "authorSpecialty", f"{s.code}^{s.display}^{s.scheme}")
+    out.append("</rim:Classification>")
 
 
-def _external_id(
-    parent: etree._Element, scheme: str, owner: str, value: str, label: str, n: int
-) -> None:
-    node = _el(
-        parent, "ExternalIdentifier", id=f"ei-{owner}-{n}", registryObject=owner,
-        identificationScheme=scheme, value=value, objectType=XDS.OT_EXTERNAL_ID,
+def _external_id(out: list[str], scheme: str, owner: str, value: str, label: str, n: int) -> None:
+    out.append(start(
+        _R + "ExternalIdentifier", ("id", f"ei-{owner}-{n}"), ("registryObject", owner),
+        ("identificationScheme", scheme), ("value", value), ("objectType", XDS.OT_EXTERNAL_ID),
+    ))  # fmt: skip
+    _name(out, label)
+    out.append("</rim:ExternalIdentifier>")
+
+
+def _association(id_: str, kind: str, source: str, target: str, *, status: str = "") -> str:
+    attrs = (
+        ("id", id_), ("associationType", kind), ("sourceObject", source),
+        ("targetObject", target), ("objectType", XDS.OT_ASSOCIATION),
     )  # fmt: skip
-    _name(node, label)
+    if not status:
+        return empty(_R + "Association", *attrs)
+    slot: list[str] = []
+    _slot(slot, "SubmissionSetStatus", status)
+    return start(_R + "Association", *attrs) + "".join(slot) + "</rim:Association>"
+
+
+def submit_objects_xml(
+    submission_set: SubmissionSet,
+    entries: Sequence[DocumentEntry],
+    *,
+    signature: DocumentEntry | None = None,
+    ids: Sequence[str] | None = None,
+    prebuilt: Mapping[str, bytes] | None = None,
+) -> bytes:
+    """The `lcm:SubmitObjectsRequest` of one submission set and its document entries, serialized.
+
+    Each ExtrinsicObject's id is `ids[n]` (symbolic ids such as `Document01` are allowed, the
+    registry assigns entryUUIDs), by default the entry's stable entryUUID; the matching
+    `xds:Document` must carry the same id. An entry with `replaces` gets an RPLC association to
+    the replaced entry's entryUUID. A `signature` entry (the XAdES of the set) is a member of
+    the set and `signs` it. `prebuilt` maps an entry's uniqueId to `extrinsic_object(entry)` of
+    that very entry, taken as it is where the object's id is the entry's entryUUID.
+    """
+    object_ids = list(ids) if ids is not None else [entry.entry_uuid for entry in entries]
+    out = [
+        f'<lcm:SubmitObjectsRequest xmlns:lcm="{NS["lcm"]}"{_RIM_DECLARATION}>',
+        "<rim:RegistryObjectList>",
+        start(
+            _R + "RegistryPackage",
+            ("id", SUBMISSION_SET_ID),
+            ("objectType", XDS.OT_REGISTRY_PACKAGE),
+        ),
+    ]
+    _slot(out, "submissionTime", submission_set.submission_time)
+    _name(out, submission_set.title)
+    _author(out, XDS.SS_AUTHOR, SUBMISSION_SET_ID, submission_set.author, 1)
+    _coded(out, XDS.SS_CONTENT_TYPE, SUBMISSION_SET_ID, submission_set.content_type, 2)
+    for n, (scheme, value, label) in enumerate(
+        (
+            (XDS.SS_UNIQUE_ID, submission_set.unique_id, "XDSSubmissionSet.uniqueId"),
+            (XDS.SS_SOURCE_ID, submission_set.source_id, "XDSSubmissionSet.sourceId"),
+            (XDS.SS_PATIENT_ID, submission_set.patient_id, "XDSSubmissionSet.patientId"),
+        ),
+        start=1,
+    ):
+        _external_id(out, scheme, SUBMISSION_SET_ID, value, label, n)
+    out.append("</rim:RegistryPackage>")
+    out.append(empty(
+        _R + "Classification", ("id", "cl-ss-node"), ("classifiedObject", SUBMISSION_SET_ID),
+        ("classificationNode", XDS.SUBMISSION_SET_NODE), ("objectType", XDS.OT_CLASSIFICATION),
+    ))  # fmt: skip
+
+    members = list(zip(object_ids, entries, strict=True))
+    if signature is not None:
+        members.append((SIGNATURE_ID, signature))
+    chunks = ["".join(out).encode()]
+    for owner, entry in members:
+        fragment = prebuilt.get(entry.unique_id) if prebuilt and owner == entry.entry_uuid else None
+        if fragment is not None and fragment.startswith(_FRAGMENT_START):
+            # Our own bytes (`extrinsic_object`): its namespace declaration is the root's.
+            chunks.append(b"<rim:ExtrinsicObject" + fragment[len(_FRAGMENT_START) :])
+        else:
+            chunks.append(_extrinsic_object(owner, entry).encode())
+
+    out = []
+    for n, (owner, entry) in enumerate(members, start=1):
+        out.append(_association(
+            f"as-member-{n}", XDS.HAS_MEMBER, SUBMISSION_SET_ID, owner, status="Original"
+        ))  # fmt: skip
+        if entry.replaces or entry.replaces_entry_uuid:
+            target = entry.replaces_entry_uuid or entry_uuid_for(entry.replaces or "")
+            out.append(_association(f"as-rplc-{n}", XDS.RPLC, owner, target))
+    if signature is not None:
+        out.append(_association("as-signs", XDS.SIGNS, SIGNATURE_ID, SUBMISSION_SET_ID))
+    out.append("</rim:RegistryObjectList></lcm:SubmitObjectsRequest>")
+    chunks.append("".join(out).encode())
+    return b"".join(chunks)
 
 
 def submit_objects(
@@ -95,68 +184,16 @@ def submit_objects(
     ids: Sequence[str] | None = None,
     prebuilt: Mapping[str, bytes] | None = None,
 ) -> etree._Element:
-    """The `lcm:SubmitObjectsRequest` of one submission set and its document entries.
-
-    Each ExtrinsicObject's id is `ids[n]` (symbolic ids such as `Document01` are allowed, the
-    registry assigns entryUUIDs), by default the entry's stable entryUUID; the matching
-    `xds:Document` must carry the same id. An entry with `replaces` gets an RPLC association to
-    the replaced entry's entryUUID. A `signature` entry (the XAdES of the set) is a member of
-    the set and `signs` it. `prebuilt` maps an entry's uniqueId to `extrinsic_object(entry)` of
-    that very entry, taken as it is where the object's id is the entry's entryUUID.
-    """
-    object_ids = list(ids) if ids is not None else [entry.entry_uuid for entry in entries]
-    request = etree.Element(
-        _LCM + "SubmitObjectsRequest", nsmap={"lcm": NS["lcm"], "rim": NS["rim"]}
-    )
-    objects = _el(request, "RegistryObjectList")
-    ss = _el(objects, "RegistryPackage", id=SUBMISSION_SET_ID, objectType=XDS.OT_REGISTRY_PACKAGE)
-    _slot(ss, "submissionTime", submission_set.submission_time)
-    _name(ss, submission_set.title)
-    _author(ss, XDS.SS_AUTHOR, SUBMISSION_SET_ID, submission_set.author, 1)
-    _coded(ss, XDS.SS_CONTENT_TYPE, SUBMISSION_SET_ID, submission_set.content_type, 2)
-    for n, (scheme, value, label) in enumerate(
-        (
-            (XDS.SS_UNIQUE_ID, submission_set.unique_id, "XDSSubmissionSet.uniqueId"),
-            (XDS.SS_SOURCE_ID, submission_set.source_id, "XDSSubmissionSet.sourceId"),
-            (XDS.SS_PATIENT_ID, submission_set.patient_id, "XDSSubmissionSet.patientId"),
+    """`submit_objects_xml` as an element, for a caller that reads or changes it."""
+    return etree.fromstring(
+        submit_objects_xml(
+            submission_set, entries, signature=signature, ids=ids, prebuilt=prebuilt
         ),
-        start=1,
-    ):
-        _external_id(ss, scheme, SUBMISSION_SET_ID, value, label, n)
-    _el(
-        objects, "Classification", id="cl-ss-node", classifiedObject=SUBMISSION_SET_ID,
-        classificationNode=XDS.SUBMISSION_SET_NODE, objectType=XDS.OT_CLASSIFICATION,
-    )  # fmt: skip
+        _FRAGMENTS,
+    )
 
-    members = list(zip(object_ids, entries, strict=True))
-    if signature is not None:
-        members.append((SIGNATURE_ID, signature))
-    for owner, entry in members:
-        fragment = prebuilt.get(entry.unique_id) if prebuilt and owner == entry.entry_uuid else None
-        if fragment is not None:
-            objects.append(etree.fromstring(fragment, _FRAGMENTS))
-        else:
-            _extrinsic_object(objects, owner, entry)
 
-    for n, (owner, entry) in enumerate(members, start=1):
-        member = _el(
-            objects, "Association", id=f"as-member-{n}", associationType=XDS.HAS_MEMBER,
-            sourceObject=SUBMISSION_SET_ID, targetObject=owner, objectType=XDS.OT_ASSOCIATION,
-        )  # fmt: skip
-        _slot(member, "SubmissionSetStatus", "Original")
-        if entry.replaces or entry.replaces_entry_uuid:
-            target = entry.replaces_entry_uuid or entry_uuid_for(entry.replaces or "")
-            _el(
-                objects, "Association", id=f"as-rplc-{n}", associationType=XDS.RPLC,
-                sourceObject=owner, targetObject=target,
-                objectType=XDS.OT_ASSOCIATION,
-            )  # fmt: skip
-    if signature is not None:
-        _el(
-            objects, "Association", id="as-signs", associationType=XDS.SIGNS,
-            sourceObject=SIGNATURE_ID, targetObject=SUBMISSION_SET_ID, objectType=XDS.OT_ASSOCIATION,
-        )  # fmt: skip
-    return request
+_FRAGMENT_START = b"<rim:ExtrinsicObject" + _RIM_DECLARATION.encode()
 
 
 def extrinsic_object(entry: DocumentEntry) -> bytes:
@@ -164,30 +201,35 @@ def extrinsic_object(entry: DocumentEntry) -> bytes:
 
     It is most of a request's metadata and a function of the entry alone: the sender builds it
     with the CDA, in its build workers, and its own process only splices it in (RPLC and the
-    set's membership are associations, built per attempt)."""
-    holder = etree.Element(_RIM + "RegistryObjectList", nsmap={"rim": NS["rim"]})
-    _extrinsic_object(holder, entry.entry_uuid, entry)
-    return etree.tostring(holder[0])
-
-
-def _extrinsic_object(objects: etree._Element, owner: str, entry: DocumentEntry) -> None:
-    eo = _el(
-        objects, "ExtrinsicObject", id=owner, mimeType=entry.mime_type, objectType=XDS.STABLE_ENTRY
+    set's membership are associations, built per attempt). It declares its namespace, so it
+    reads on its own too."""
+    return (
+        _FRAGMENT_START
+        + _extrinsic_object(entry.entry_uuid, entry).encode()[len("<rim:ExtrinsicObject") :]
     )
-    _slot(eo, "creationTime", entry.creation_time)
-    _slot(eo, "languageCode", entry.language)
+
+
+def _extrinsic_object(owner: str, entry: DocumentEntry) -> str:
+    out = [
+        start(
+            _R + "ExtrinsicObject", ("id", owner), ("mimeType", entry.mime_type),
+            ("objectType", XDS.STABLE_ENTRY),
+        )
+    ]  # fmt: skip
+    _slot(out, "creationTime", entry.creation_time)
+    _slot(out, "languageCode", entry.language)
     if entry.service_start:
-        _slot(eo, "serviceStartTime", entry.service_start)
+        _slot(out, "serviceStartTime", entry.service_start)
     if entry.service_stop:
-        _slot(eo, "serviceStopTime", entry.service_stop)
-    _slot(eo, "sourcePatientId", entry.source_patient_id)
+        _slot(out, "serviceStopTime", entry.service_stop)
+    _slot(out, "sourcePatientId", entry.source_patient_id)
     if entry.source_patient_info:
-        _slot(eo, "sourcePatientInfo", *entry.source_patient_info)
+        _slot(out, "sourcePatientInfo", *entry.source_patient_info)
     if entry.legal_authenticator:
-        _slot(eo, "legalAuthenticator", entry.legal_authenticator)
-    _slot(eo, "hash", entry.hash)
-    _slot(eo, "size", str(entry.size))
-    _name(eo, entry.title)
+        _slot(out, "legalAuthenticator", entry.legal_authenticator)
+    _slot(out, "hash", entry.hash)
+    _slot(out, "size", str(entry.size))
+    _name(out, entry.title)
     coded: list[tuple[str, Coded]] = [(XDS.DE_CLASS, entry.class_code)]
     coded += [(XDS.DE_CONFIDENTIALITY, c) for c in entry.confidentiality]
     coded += [(XDS.DE_EVENT, c) for c in entry.event_codes]
@@ -197,11 +239,13 @@ def _extrinsic_object(objects: etree._Element, owner: str, entry: DocumentEntry)
         (XDS.DE_PRACTICE_SETTING, entry.practice_setting),
         (XDS.DE_TYPE, entry.type_code),
     ]
-    _author(eo, XDS.DE_AUTHOR, owner, entry.author, 1)
+    _author(out, XDS.DE_AUTHOR, owner, entry.author, 1)
     for n, (scheme, value) in enumerate(coded, start=2):
-        _coded(eo, scheme, owner, value, n)
-    _external_id(eo, XDS.DE_PATIENT_ID, owner, entry.patient_id, "XDSDocumentEntry.patientId", 1)
-    _external_id(eo, XDS.DE_UNIQUE_ID, owner, entry.unique_id, "XDSDocumentEntry.uniqueId", 2)
+        _coded(out, scheme, owner, value, n)
+    _external_id(out, XDS.DE_PATIENT_ID, owner, entry.patient_id, "XDSDocumentEntry.patientId", 1)
+    _external_id(out, XDS.DE_UNIQUE_ID, owner, entry.unique_id, "XDSDocumentEntry.uniqueId", 2)
+    out.append("</rim:ExtrinsicObject>")
+    return "".join(out)
 
 
 # ---- reading --------------------------------------------------------------------------------

@@ -16,16 +16,15 @@ import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 
-from lxml import etree
-
 from cda import codes
 from cda.metadata import Coded, DocumentEntry, SubmissionSet, XdsAuthor
 from connectors.dmp import mtom
-from connectors.dmp.ebrim import SIGNATURE_CLASS_CODE, submit_objects
+from connectors.dmp.ebrim import SIGNATURE_CLASS_CODE, submit_objects_xml
 from connectors.dmp.signing import Signer
 from connectors.dmp.soap import build_envelope
 from connectors.dmp.vihf import VihfIdentity, build_assertion
 from connectors.dmp.vocabulary import ACTION_REQUEST, NS
+from connectors.dmp.xml_text import empty, start
 
 __all__ = [
     "CONTENT_TYPE_HOSPITALISATION",
@@ -38,8 +37,11 @@ __all__ = [
     "signature_entry",
 ]
 
-_XDS = f"{{{NS['xds']}}}"
-_XOP = f"{{{NS['xop']}}}"
+
+def _wrapped(tag: str, content: str, *attrs: tuple[str, str]) -> bytes:
+    """An element around content already written as XML (ours: base64 or an xop:Include)."""
+    return (start(tag, *attrs) + content + f"</{tag}>").encode()
+
 
 # SubmissionSet contentTypeCode of a full hospitalisation; `cda.codes.content_type` gives the
 # code of each kind of stay.
@@ -143,21 +145,25 @@ def build_request(
         signature = signature_entry(submission_set, entries[0], signed)
         payloads.append(("Signature01", signed))
 
-    request = etree.Element(_XDS + "ProvideAndRegisterDocumentSetRequest", nsmap={"xds": NS["xds"]})
-    request.append(
-        submit_objects(submission_set, entries, signature=signature, ids=ids, prebuilt=prebuilt)
-    )
+    pieces = [
+        f'<xds:ProvideAndRegisterDocumentSetRequest xmlns:xds="{NS["xds"]}">'.encode(),
+        submit_objects_xml(
+            submission_set, entries, signature=signature, ids=ids, prebuilt=prebuilt
+        ),
+    ]
     parts: list[tuple[str, bytes]] = []
     for n, (object_id, data) in enumerate(payloads, start=1):
-        document = etree.SubElement(request, _XDS + "Document", id=object_id)
         if use_mtom:
             content_id = f"doc{n}.{uuid.uuid4().hex}@dmp-backfill"
-            etree.SubElement(
-                document, _XOP + "Include", nsmap={"xop": NS["xop"]}, href=f"cid:{content_id}"
-            )
+            include = empty("xop:Include", ("xmlns:xop", NS["xop"]), ("href", f"cid:{content_id}"))
+            pieces.append(_wrapped("xds:Document", include, ("id", object_id)))
             parts.append((content_id, data))
         else:
-            document.text = base64.b64encode(data).decode("ascii")
+            pieces.append(
+                _wrapped("xds:Document", base64.b64encode(data).decode("ascii"), ("id", object_id))
+            )
+    pieces.append(b"</xds:ProvideAndRegisterDocumentSetRequest>")
+    request = b"".join(pieces)
     issued = submission_set.submission_time
     assertion = build_assertion(
         identity,

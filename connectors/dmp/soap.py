@@ -12,6 +12,7 @@ from lxml import etree
 
 from connectors.dmp.errors import MalformedMessage
 from connectors.dmp.vocabulary import NS
+from connectors.dmp.xml_text import element, start, text
 
 __all__ = [
     "Envelope",
@@ -47,29 +48,46 @@ def parse_xml(data: bytes) -> etree._Element:
 
 
 def build_envelope(
-    body_child: etree._Element,
+    body_child: etree._Element | bytes,
     *,
     action: str,
     message_id: str,
     to: str | None = None,
     relates_to: str | None = None,
-    security: etree._Element | None = None,
+    security: etree._Element | bytes | None = None,
 ) -> bytes:
-    envelope = etree.Element(_SOAP + "Envelope", nsmap={"soap": NS["soap"], "wsa": NS["wsa"]})
-    header = etree.SubElement(envelope, _SOAP + "Header")
-    action_el = etree.SubElement(header, _WSA + "Action")
-    action_el.set(_SOAP + "mustUnderstand", "true")
-    action_el.text = action
-    etree.SubElement(header, _WSA + "MessageID").text = message_id
+    """A SOAP 1.2 envelope around `body_child`, serialized; `security` goes in a wsse:Security.
+
+    Written as text around the serialized parts (a request's metadata comes serialized already,
+    `ebrim.submit_objects_xml`): each part declares the namespaces it uses itself."""
+    header = [
+        start("soap:Header"),
+        '<wsa:Action soap:mustUnderstand="true">' + text(action) + "</wsa:Action>",
+        element("wsa:MessageID", message_id),
+    ]
     if relates_to:
-        etree.SubElement(header, _WSA + "RelatesTo").text = relates_to
+        header.append(element("wsa:RelatesTo", relates_to))
     if to:
-        etree.SubElement(header, _WSA + "To").text = to
+        header.append(element("wsa:To", to))
+    head = "".join(header).encode()
     if security is not None:
-        wsse = etree.SubElement(header, _WSSE + "Security", nsmap={"wsse": NS["wsse"]})
-        wsse.append(security)
-    etree.SubElement(envelope, _SOAP + "Body").append(body_child)
-    return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+        if isinstance(security, etree._Element):
+            security = etree.tostring(security)
+        head += (
+            f'<wsse:Security xmlns:wsse="{NS["wsse"]}">'.encode() + security + b"</wsse:Security>"
+        )
+    if isinstance(body_child, etree._Element):
+        body_child = etree.tostring(body_child)
+    return b"".join(
+        (_ENVELOPE_START, head, b"</soap:Header><soap:Body>", body_child, _ENVELOPE_END)
+    )
+
+
+_ENVELOPE_START = (
+    "<?xml version='1.0' encoding='UTF-8'?>\n"
+    f'<soap:Envelope xmlns:soap="{NS["soap"]}" xmlns:wsa="{NS["wsa"]}">'
+).encode()
+_ENVELOPE_END = b"</soap:Body></soap:Envelope>"
 
 
 @dataclass
