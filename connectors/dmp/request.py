@@ -16,13 +16,15 @@ import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 
+from lxml import etree
+
 from cda import codes
 from cda.metadata import Coded, DocumentEntry, SubmissionSet, XdsAuthor
 from connectors.dmp import mtom
 from connectors.dmp.ebrim import SIGNATURE_CLASS_CODE, submit_objects_xml
 from connectors.dmp.signing import Signer
 from connectors.dmp.soap import build_envelope
-from connectors.dmp.vihf import VihfIdentity, build_assertion
+from connectors.dmp.vihf import VihfIdentity, assertion_xml, build_assertion
 from connectors.dmp.vocabulary import ACTION_REQUEST, NS
 from connectors.dmp.xml_text import empty, start
 
@@ -165,15 +167,22 @@ def build_request(
     pieces.append(b"</xds:ProvideAndRegisterDocumentSetRequest>")
     request = b"".join(pieces)
     issued = submission_set.submission_time
-    assertion = build_assertion(
-        identity,
-        submission_set.patient_id,
-        assertion_id=f"_{uuid.uuid4().hex}",
-        issued_at=f"{issued[:4]}-{issued[4:6]}-{issued[6:8]}T{issued[8:10]}:{issued[10:12]}:{issued[12:14]}Z",
-        issuer=signer.subject_dn if signer is not None else None,
+    issued_at = (
+        f"{issued[:4]}-{issued[4:6]}-{issued[6:8]}T{issued[8:10]}:{issued[10:12]}:{issued[12:14]}Z"
     )
-    if signer is not None:
-        assertion = signer.sign_assertion(assertion)
+    assertion_id, patient_id = f"_{uuid.uuid4().hex}", submission_set.patient_id
+    assertion: etree._Element | bytes
+    if signer is None:
+        assertion = assertion_xml(
+            identity, patient_id, assertion_id=assertion_id, issued_at=issued_at
+        )
+    else:
+        assertion = signer.sign_assertion(
+            build_assertion(
+                identity, patient_id, assertion_id=assertion_id, issued_at=issued_at,
+                issuer=signer.subject_dn,
+            )
+        )  # fmt: skip
     envelope = build_envelope(
         request,
         action=ACTION_REQUEST,

@@ -17,6 +17,7 @@ from lxml import etree
 from cda.metadata import Coded
 from connectors.dmp.errors import MalformedMessage
 from connectors.dmp.vocabulary import NS
+from connectors.dmp.xml_text import element, empty, start, text
 
 __all__ = [
     "FACILITY_TYPE_SCHEME",
@@ -28,6 +29,7 @@ __all__ = [
     "X509_SUBJECT_NAME",
     "Vihf",
     "VihfIdentity",
+    "assertion_xml",
     "build_assertion",
     "read_attributes",
     "read_vihf",
@@ -76,42 +78,44 @@ class VihfIdentity:
         return self.issuer or f"CN={self.lps_name},OU={self.structure_id},C=FR"
 
 
-def _coded_value(parent: etree._Element, tag: str, value: Coded, system_name: str) -> None:
-    etree.SubElement(
-        parent, f"{{{_HL7}}}{tag}", nsmap={None: _HL7, "xsi": _XSI},
-        attrib={"code": value.code, "codeSystem": value.scheme, "codeSystemName": system_name,
-                "displayName": value.display, f"{{{_XSI}}}type": "CE"},
+def _coded_value(tag: str, value: Coded, system_name: str) -> str:
+    return empty(
+        tag, ("xmlns", _HL7), ("xmlns:xsi", _XSI), ("code", value.code),
+        ("codeSystem", value.scheme), ("codeSystemName", system_name),
+        ("displayName", value.display), ("xsi:type", "CE"),
     )  # fmt: skip
 
 
-def build_assertion(
+def assertion_xml(
     identity: VihfIdentity,
     patient_id: str,
     *,
     assertion_id: str,
     issued_at: str,
     issuer: str | None = None,
-) -> etree._Element:
-    """The assertion for one call about one patient (`patient_id` in CX form), unsigned.
+) -> bytes:
+    """The assertion for one call about one patient (`patient_id` in CX form), unsigned,
+    serialized (`build_assertion` gives it as an element, for a signer).
 
     Element order is SAML's: Issuer, (Signature), Subject, AuthnStatement, AttributeStatement.
     """
-    assertion = etree.Element(
-        _SAML + "Assertion", nsmap={"saml": NS["saml"]},
-        ID=assertion_id, IssueInstant=issued_at, Version="2.0",
-    )  # fmt: skip
-    issuer_el = etree.SubElement(assertion, _SAML + "Issuer", Format=X509_SUBJECT_NAME)
-    issuer_el.text = issuer or identity.issuer_dn
-    subject = etree.SubElement(assertion, _SAML + "Subject")
-    etree.SubElement(subject, _SAML + "NameID").text = identity.responsible
-    authn = etree.SubElement(assertion, _SAML + "AuthnStatement", AuthnInstant=issued_at)
-    context = etree.SubElement(authn, _SAML + "AuthnContext")
-    etree.SubElement(context, _SAML + "AuthnContextClassRef").text = AUTHN_UNSPECIFIED
-    statement = etree.SubElement(assertion, _SAML + "AttributeStatement")
+    out = [
+        start(
+            "saml:Assertion", ("xmlns:saml", NS["saml"]), ("ID", assertion_id),
+            ("IssueInstant", issued_at), ("Version", "2.0"),
+        ),
+        element("saml:Issuer", issuer or identity.issuer_dn, ("Format", X509_SUBJECT_NAME)),
+        "<saml:Subject>" + element("saml:NameID", identity.responsible) + "</saml:Subject>",
+        start("saml:AuthnStatement", ("AuthnInstant", issued_at)),
+        "<saml:AuthnContext>",
+        element("saml:AuthnContextClassRef", AUTHN_UNSPECIFIED),
+        "</saml:AuthnContext></saml:AuthnStatement><saml:AttributeStatement>",
+    ]  # fmt: skip
 
-    def attribute(name: str) -> etree._Element:
-        return etree.SubElement(
-            etree.SubElement(statement, _SAML + "Attribute", Name=name), _SAML + "AttributeValue"
+    def attribute(name: str, value_xml: str) -> None:
+        out.append(
+            start("saml:Attribute", ("Name", name))
+            + f"<saml:AttributeValue>{value_xml}</saml:AttributeValue></saml:Attribute>"
         )
 
     for name, value in (
@@ -127,11 +131,28 @@ def build_assertion(
         ("LPS_ID", identity.lps_id),
         ("LPS_ID_HOMOLOGATION_DMP", identity.homologation_id),
     ):
-        attribute(name).text = value
+        attribute(name, text(value))
     role = Coded(identity.role, ROLE_AUTOMATE.scheme, identity.role)
-    _coded_value(attribute(ROLE), "Role", role, "TRE_A00-ProducteurDocNonPS")
-    _coded_value(attribute(PURPOSE), "PurposeOfUse", PURPOSE_NORMAL, "mode acces VIHF 1.0")
-    return assertion
+    attribute(ROLE, _coded_value("Role", role, "TRE_A00-ProducteurDocNonPS"))
+    attribute(PURPOSE, _coded_value("PurposeOfUse", PURPOSE_NORMAL, "mode acces VIHF 1.0"))
+    out.append("</saml:AttributeStatement></saml:Assertion>")
+    return "".join(out).encode()
+
+
+def build_assertion(
+    identity: VihfIdentity,
+    patient_id: str,
+    *,
+    assertion_id: str,
+    issued_at: str,
+    issuer: str | None = None,
+) -> etree._Element:
+    """`assertion_xml` as an element (what a signer signs, what the query builder places)."""
+    return etree.fromstring(
+        assertion_xml(
+            identity, patient_id, assertion_id=assertion_id, issued_at=issued_at, issuer=issuer
+        )
+    )
 
 
 @dataclass(frozen=True)

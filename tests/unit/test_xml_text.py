@@ -15,6 +15,8 @@ from cda.examples import ESTABLISHMENT, example_documents
 from connectors.dmp import xml_text
 from connectors.dmp.ebrim import extrinsic_object, parse_submit_objects, submit_objects_xml
 from connectors.dmp.request import new_submission_set
+from connectors.dmp.soap import build_envelope, parse_xml, read_envelope
+from connectors.dmp.vihf import RESOURCE_ID, ROLE, VihfIdentity, assertion_xml, read_vihf
 
 # XML 1.0's Char production (what lxml accepts in text and attribute values).
 _XML_CHAR = re.compile("^[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*$")
@@ -71,3 +73,30 @@ def test_a_document_entry_with_any_title_round_trips_through_the_request_metadat
             etree.fromstring(submit_objects_xml(submission_set, [entry], prebuilt=given_))
         )
         assert parsed.entries[entry.entry_uuid] == entry
+
+
+_XML_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30)
+
+
+@given(structure=_XML_TEXT, responsible=_XML_TEXT, patient=_XML_TEXT, version=_XML_TEXT)
+def test_the_vihf_reads_back_as_the_identity_and_patient_it_was_written_for(
+    structure: str, responsible: str, patient: str, version: str
+) -> None:
+    """The assertion as written reads back, through the request's envelope, with every
+    attribute the mock checks, whatever the configured identity holds."""
+    identity = VihfIdentity(structure_id=structure, responsible=responsible, lps_version=version)
+    envelope = build_envelope(
+        b"<x/>",
+        action="urn:a",
+        message_id="urn:uuid:1",
+        security=assertion_xml(
+            identity, patient, assertion_id="_1", issued_at="2026-01-01T00:00:00Z"
+        ),
+    )
+    vihf = read_vihf(read_envelope(parse_xml(envelope)).security)
+    # (the reader trims the whitespace around a value, as it does for any sender)
+    assert vihf.name_id == (responsible.strip() or None)
+    assert vihf.attributes["Identifiant_Structure"] == structure.strip()
+    assert vihf.attributes[RESOURCE_ID] == patient.strip()
+    assert vihf.attributes["LPS_Version"] == version.strip()
+    assert vihf.coded[ROLE].code == identity.role
