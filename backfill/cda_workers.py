@@ -23,8 +23,9 @@ import threading
 from collections.abc import Collection, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.engine import Engine
 
@@ -38,6 +39,7 @@ from connectors.dmp.ebrim import extrinsic_object
 __all__ = ["BuildPool", "PoolKind"]
 
 PoolKind = Literal["thread", "process", "inline"]
+_BATCH = 16  # patients in one task at most: a batch's first patient waits for its last
 
 
 @dataclass(frozen=True)
@@ -131,11 +133,24 @@ def _nothing() -> None:
     """A task that does nothing: submitted once per worker, it makes the pool start them all."""
 
 
-def _build_in_process(
-    wanted: Sequence[tuple[str, str | None]], hidden: Collection[str]
-) -> list[BuildOutcome]:
+_Request = tuple[Sequence[tuple[str, str | None]], Collection[str]]
+_Answer = list[BuildOutcome] | BaseException
+
+
+def _build_many(worker: _Worker, requests: Sequence[_Request]) -> list[_Answer]:
+    """Each request's outcomes, or what it raised: one patient's failure is its own."""
+    answers: list[_Answer] = []
+    for wanted, hidden in requests:
+        try:
+            answers.append(worker.build(wanted, hidden))
+        except Exception as exc:  # handed to that request's caller, which raises it
+            answers.append(exc)
+    return answers
+
+
+def _build_in_process(requests: Sequence[_Request]) -> list[_Answer]:
     assert _process_worker is not None, "runs in a BuildPool process"
-    return _process_worker.build(wanted, hidden)
+    return _build_many(_process_worker, requests)
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -176,6 +191,10 @@ class BuildPool:
         self.workers = workers
         self._started = False
         self._worker = _Worker(setup)
+        # Builds asked for while every worker is busy wait here and go together, as one task.
+        self._waiting: list[tuple[_Request, asyncio.Future[list[BuildOutcome]]]] = []
+        self._busy = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: Executor | None = None
         if kind == "process":
             self._executor = ProcessPoolExecutor(
@@ -205,12 +224,59 @@ class BuildPool:
         """Read and build these documents in a worker; the event loop keeps serving.
 
         `hidden`: those of them to mark invisible to the legal representatives (a minor's,
-        under the rule's [minors] policy: selection's `Decision.hide_from_legal_rep`)."""
+        under the rule's [minors] policy: selection's `Decision.hide_from_legal_rep`).
+
+        A worker is given the builds asked for while it was busy all at once: a task handed
+        to a process pool costs its caller about 0.25 ms of CPU on this machine, whatever its
+        size (the pool's feeder and manager threads, pickling, the wake-up), as much as
+        building a document."""
         if self._executor is None:
             return self._worker.build(wanted, hidden)
-        function = _build_in_process if self.kind == "process" else self._worker.build
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, function, list(wanted), frozenset(hidden))
+        if loop is not self._loop:  # a new run's loop: what an earlier loop left is not awaited
+            self._loop, self._waiting, self._busy = loop, [], 0
+        future: asyncio.Future[list[BuildOutcome]] = loop.create_future()
+        self._waiting.append(((list(wanted), frozenset(hidden)), future))
+        self._dispatch()
+        return await future
+
+    def _dispatch(self) -> None:
+        # One task more than workers: the next is ready when a worker frees, not a wake-up later.
+        while self._waiting and self._busy < self.workers:
+            taken, self._waiting = self._waiting[:_BATCH], self._waiting[_BATCH:]
+            taken = [(request, future) for request, future in taken if not future.done()]
+            if not taken:
+                continue
+            requests = [request for request, _ in taken]
+            if self.kind == "process":
+                task = self._executor.submit(_build_in_process, requests)  # type: ignore[union-attr]
+            else:
+                task = self._executor.submit(_build_many, self._worker, requests)  # type: ignore[union-attr]
+            self._busy += 1
+            wrapped = asyncio.wrap_future(task)
+            wrapped.add_done_callback(partial(self._answer, [future for _, future in taken]))
+
+    def _answer(
+        self, futures: list[asyncio.Future[list[BuildOutcome]]], task: asyncio.Future[Any]
+    ) -> None:
+        self._busy -= 1
+        if task.cancelled():  # the pool shut down under it
+            for future in futures:
+                future.cancel()
+            return
+        answers: list[Any]
+        if (error := task.exception()) is not None:
+            answers = [error] * len(futures)  # the pool itself failed (a worker died)
+        else:
+            answers = task.result()
+        for future, answer in zip(futures, answers, strict=True):
+            if future.done():
+                continue  # its caller was cancelled meanwhile
+            if isinstance(answer, BaseException):
+                future.set_exception(answer)
+            else:
+                future.set_result(answer)
+        self._dispatch()
 
     def __enter__(self) -> BuildPool:
         return self

@@ -123,3 +123,66 @@ def test_a_worker_holds_no_descriptor_of_the_run_lock(dpi: Dpi, tmp_path: Path) 
         finally:
             pool.close()
     assert str(lock_file.resolve()) not in opened
+
+
+def test_builds_asked_while_the_workers_are_busy_go_together_and_each_gets_its_own(
+    dpi: Dpi,
+) -> None:
+    """Patients asking at once share tasks (a task costs the sender as much CPU as a build),
+    and each gets its own documents, in order, as an inline build makes them."""
+    wanted = _wanted(dpi)
+    assert len(wanted) >= 8
+    inline, pool = _pool(dpi, "inline"), _pool(dpi)
+    executor = pool._executor
+    assert executor is not None
+    submitted: list[object] = []
+    real_submit = executor.submit
+
+    def counting(function: object, *args: object) -> object:
+        submitted.append(function)
+        return real_submit(function, *args)  # type: ignore[arg-type]
+
+    executor.submit = counting  # type: ignore[method-assign]
+
+    async def everyone() -> list[list[object]]:
+        return await asyncio.gather(*[pool.build([one]) for one in wanted])
+
+    try:
+        pooled = asyncio.run(everyone())
+        alone = [asyncio.run(inline.build([one])) for one in wanted]
+    finally:
+        inline.close()
+        pool.close()
+    assert len(submitted) < len(wanted)
+    assert [[o.built.xml for o in outcomes] for outcomes in pooled] == [  # type: ignore[attr-defined]
+        [o.built.xml for o in outcomes]
+        for outcomes in alone  # type: ignore[union-attr]
+    ]
+
+
+def test_one_patients_failure_in_a_shared_task_is_that_patients_alone(
+    dpi: Dpi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backfill import cda_workers
+
+    wanted = _wanted(dpi)[:4]
+    broken = wanted[1][0]
+    real_build = cda_workers._Worker.build
+
+    def build(self: object, asked: list[tuple[str, str | None]], hidden: object = ()) -> object:
+        if asked[0][0] == broken:
+            raise RuntimeError("this patient's rows are broken")
+        return real_build(self, asked, hidden)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cda_workers._Worker, "build", build)
+    pool = _pool(dpi, "thread")  # threads: the patched build is the one that runs
+
+    async def everyone() -> list[object]:
+        return await asyncio.gather(*[pool.build([one]) for one in wanted], return_exceptions=True)
+
+    try:
+        answers = asyncio.run(everyone())
+    finally:
+        pool.close()
+    assert isinstance(answers[1], RuntimeError)
+    assert [type(a) for n, a in enumerate(answers) if n != 1] == [list, list, list]

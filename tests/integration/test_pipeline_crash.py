@@ -40,7 +40,9 @@ WAIT_LIMIT = 120.0  # seconds: a guard against a hung child, never a pace
 
 @pytest.fixture(scope="module")
 def dpi(tmp_path_factory: pytest.TempPathFactory) -> Dpi:
-    return make_dpi(tmp_path_factory.mktemp("dpi"), patients=40, seed=9)
+    # Enough documents (191) that ten kills, each after one or two more sets, never find
+    # the run already done however fast the sender has become.
+    return make_dpi(tmp_path_factory.mktemp("dpi"), patients=400, seed=9)
 
 
 @pytest.fixture
