@@ -89,6 +89,7 @@ _PUSHBACK_CODES = frozenset({
 })  # fmt: skip
 _PUSHBACK_HTTP = frozenset({429, 503})
 _STOP_GRACE = 5.0  # seconds in-flight requests get to finish after a stop
+_HELD_FOR = 1.0  # seconds an answer recorded on the loop may wait for its commit
 
 
 class DmpClientLike(Protocol):
@@ -978,7 +979,7 @@ async def _send_run(
             ),
         )
         try:
-            with _signals(stop):
+            with _signals(stop), _held_answers(ledger):
                 await _send_patients(ctx, until, progress, ipps)
         finally:
             if own_client:
@@ -999,6 +1000,29 @@ async def _send_run(
             ledger.finish_run(run_id, exit_status=summary.exit_code, counts=summary.as_json())
             log.info("run.end", **_log_fields(summary))
             _write_metrics(settings.run.metrics_file, summary)
+
+
+@contextlib.contextmanager
+def _held_answers(ledger: Ledger) -> Iterator[None]:
+    """Answers recorded on the event loop wait for the next `sending` commit (`Ledger.
+    holding_writes`), and for at most `_HELD_FOR` seconds: a run waiting on the DMP (a long
+    Retry-After) does not keep its last answers, nor the SQLite write lock, to itself."""
+    if ledger.writers:  # calls in threads, each its own transaction
+        yield
+        return
+    loop = asyncio.get_running_loop()
+
+    def commit() -> None:
+        nonlocal timer
+        ledger.commit_held()
+        timer = loop.call_later(_HELD_FOR, commit)
+
+    with ledger.holding_writes():
+        timer = loop.call_later(_HELD_FOR, commit)
+        try:
+            yield
+        finally:
+            timer.cancel()
 
 
 def run_blocking(job: Coroutine[Any, Any, _T]) -> _T:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -315,6 +316,34 @@ _STATE_PARAMS = {
 }
 
 
+class _HeldWrites:
+    """A write transaction kept open across ledger calls on the thread that opened it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.thread = threading.get_ident()
+        self._conn: Connection | None = None
+
+    def connection(self) -> Connection:
+        if self._conn is None:
+            conn = self.engine.connect().execution_options(ledger_write=True)
+            try:
+                conn.begin()
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def commit(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.commit()
+            finally:
+                conn.close()
+
+
 class Ledger:
     """One ledger database. Open it with `Ledger.open` (create/upgrade) or `Ledger.open_existing`."""
 
@@ -329,6 +358,7 @@ class Ledger:
         self._sql = statements("ledger_sending.sql", engine.dialect.name)
         # The same statements on the driver's cursor, for the three calls made per POST.
         self._hot = DriverStatements("ledger_sending.sql", engine.dialect)
+        self._held: _HeldWrites | None = None
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -392,6 +422,9 @@ class Ledger:
         return ledger
 
     def close(self) -> None:
+        if self._held is not None:
+            self._held.commit()
+            self._held = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -414,7 +447,49 @@ class Ledger:
         return 0 if self.engine.dialect.name == "sqlite" else 4
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def holding_writes(self) -> Iterator[None]:
+        """Within the block, on this thread, writes a crash may lose share one transaction.
+
+        Recording an answer (`end_attempt`), an unsendable document or a deferred patient may
+        wait: lost in a crash, the documents are still `sending` or due, and the next run
+        resends them under the same uniqueIds, which the DMP answers as it did. `begin_attempt`
+        must not wait (its POST follows): it commits what is held with its own writes, as do
+        `commit_held()` and the end of the block. On SQLite a commit costs more CPU than the
+        statements it commits (the pages written to the WAL), and the sender makes its ledger
+        calls on its event loop (`writers` is 0), one after the other: half the commits go."""
+        if self._held is not None:
+            raise RuntimeError("writes are already held")
+        held = self._held = _HeldWrites(self.engine)
+        try:
+            yield
+        finally:
+            self._held = None
+            held.commit()  # what was recorded is true, whatever ends the block
+
+    def commit_held(self) -> None:
+        """Commit what `holding_writes` holds now (a reader in another process then sees it)."""
+        if self._held is not None:
+            self._held.commit()
+
+    @contextmanager
+    def _write(self, *, durable: bool = True) -> Iterator[Connection]:
+        held = self._held
+        if held is not None and held.thread == threading.get_ident():
+            conn = held.connection()
+            # A savepoint: a call that fails undoes its own writes only. On the driver's cursor:
+            # SQLAlchemy's begin_nested() cost more than the call it guarded.
+            cursor = conn.connection.cursor()
+            cursor.execute("SAVEPOINT ledger_call")
+            try:
+                yield conn
+            except BaseException:
+                cursor.execute("ROLLBACK TO SAVEPOINT ledger_call")
+                cursor.execute("RELEASE SAVEPOINT ledger_call")
+                raise
+            cursor.execute("RELEASE SAVEPOINT ledger_call")
+            if durable:
+                held.commit()
+            return
         # SQLite: BEGIN IMMEDIATE (see _engine), so a read-then-write never meets another writer.
         with self.engine.connect().execution_options(ledger_write=True) as conn, conn.begin():
             yield conn
@@ -771,7 +846,7 @@ class Ledger:
         """
         now = self.clock()
         hot = self._hot
-        with self._write() as conn:
+        with self._write(durable=False) as conn:
             members = hot.run(conn, "lock_attempt", {"attempt_id": attempt_id})
             if not members:
                 raise TransitionError(f"attempt {attempt_id} is not in the ledger")
@@ -850,7 +925,7 @@ class Ledger:
     def reject_unsendable(self, run_id: int, document_id: str, code: str, text: str) -> None:
         """A document that cannot be read or built at send time (no POST): → `rejected`, logged."""
         now = self.clock()
-        with self._write() as conn:
+        with self._write(durable=False) as conn:
             rows = _lock_rows(conn, [document_id])
             if document_id not in rows:
                 raise TransitionError(f"document {document_id} is not in the ledger")
@@ -889,7 +964,7 @@ class Ledger:
         documents (selected, retry_wait; those in flight get their answer through `end_attempt`).
         How many documents were deferred."""
         now = self.clock()
-        with self._write() as conn:
+        with self._write(durable=False) as conn:
             values = {"dmp_status": NO_DMP, "recheck_at": until, "code": code, "updated_at": now}
             insert = _upsert_dialect(conn).insert(bf_patient)
             conn.execute(
