@@ -50,6 +50,7 @@ from connectors.dmp_mock.testing import request_for
 from connectors.dpi.synthetic.generator import GenerationOptions, generate
 
 AS_OF = dt.datetime(2026, 11, 20, 12, tzinfo=PARIS)
+IN_FLIGHT = 32  # `[dmp] concurrency` of (a) and (b): the engine at its fastest on this machine
 
 
 def make_dpi(folder: Path, patients: int, pdf_kb: int) -> tuple[str, Path]:
@@ -324,9 +325,9 @@ def main() -> None:
                 f"synthetic DPI of {args.patients} patients, {args.pdf_kb} KB PDFs; mock DMP in its own process"
             )
             # (a) 20 ms latency: requests in flight bound the rate (Little's law): 8 of them
-            # stop near 300 documents/s whatever the sender's speed; 24 leave it to the CPU.
+            # stop near 300 documents/s whatever the sender's speed; 32 leave it to the CPU.
             fresh_mock(base, dpi, latency_ms=20)
-            config = settings(dpi, folder / "a.sqlite", services, concurrency=24)
+            config = settings(dpi, folder / "a.sqlite", services, concurrency=IN_FLIGHT)
             spent = CpuSpent(server.pid)
             summary, stamps, total = engine_run(config, spent.restart)
             a_cpu = [x / summary.acked for x in spent.stop()]
@@ -340,8 +341,11 @@ def main() -> None:
             # (b) no latency: beside the mock's own capacity
             fresh_mock(base, dpi)
             spent = CpuSpent(server.pid)
+            # Even with no latency, 8 requests in flight left a fifth of the machine idle: each
+            # request also waits for its build, its ledger commit and the other processes'
+            # turns on two cores (the mock's own capacity is the same from 4 to 16 clients).
             summary, stamps, total = engine_run(
-                settings(dpi, folder / "b.sqlite", services, concurrency=8), spent.restart
+                settings(dpi, folder / "b.sqlite", services, concurrency=IN_FLIGHT), spent.restart
             )
             # From the first set sent to the end: selection and start-up are not in the rate.
             b_cpu = [x / summary.acked for x in spent.stop()]
