@@ -29,13 +29,16 @@ def dpi(tmp_path_factory: pytest.TempPathFactory) -> Dpi:
     return make_dpi(tmp_path_factory.mktemp("dpi"), patients=25, seed=5)
 
 
-def _pool(dpi: Dpi, kind: str = "process", *, metadata: bool = False) -> BuildPool:
+def _pool(
+    dpi: Dpi, kind: str = "process", *, metadata: bool = False, workers: int | None = None
+) -> BuildPool:
     return BuildPool(
         dpi.url,
         Settings().establishment.as_cda(),
         content_root=dpi.files,
         kind=kind,  # type: ignore[arg-type]
         metadata=metadata,
+        workers=workers,
     )
 
 
@@ -166,16 +169,17 @@ def test_one_patients_failure_in_a_shared_task_is_that_patients_alone(
     from backfill import cda_workers
 
     wanted = _wanted(dpi)[:4]
-    broken = wanted[1][0]
+    # Two workers take the first two alone; the last two wait and go together, broken one first.
+    broken = wanted[2][0]
     real_build = cda_workers._Worker.build
 
     def build(self: object, asked: list[tuple[str, str | None]], hidden: object = ()) -> object:
-        if asked[0][0] == broken:
+        if any(document_id == broken for document_id, _ in asked):
             raise RuntimeError("this patient's rows are broken")
         return real_build(self, asked, hidden)  # type: ignore[arg-type]
 
     monkeypatch.setattr(cda_workers._Worker, "build", build)
-    pool = _pool(dpi, "thread")  # threads: the patched build is the one that runs
+    pool = _pool(dpi, "thread", workers=2)  # threads: the patched build is the one that runs
 
     async def everyone() -> list[object]:
         return await asyncio.gather(*[pool.build([one]) for one in wanted], return_exceptions=True)
@@ -184,5 +188,5 @@ def test_one_patients_failure_in_a_shared_task_is_that_patients_alone(
         answers = asyncio.run(everyone())
     finally:
         pool.close()
-    assert isinstance(answers[1], RuntimeError)
-    assert [type(a) for n, a in enumerate(answers) if n != 1] == [list, list, list]
+    assert isinstance(answers[2], RuntimeError)
+    assert [type(a) for n, a in enumerate(answers) if n != 2] == [list, list, list]
