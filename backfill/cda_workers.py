@@ -20,6 +20,7 @@ import dataclasses
 import multiprocessing
 import os
 import threading
+from collections import deque
 from collections.abc import Collection, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,7 +40,9 @@ from connectors.dmp.ebrim import extrinsic_object
 __all__ = ["BuildPool", "PoolKind"]
 
 PoolKind = Literal["thread", "process", "inline"]
-_BATCH = 16  # patients in one task at most: a batch's first patient waits for its last
+# Documents in one task at most (a patient's are never split): a task's documents are all in
+# its worker's memory at once, and its first patient waits for its last.
+_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,7 @@ class BuildPool:
         self._started = False
         self._worker = _Worker(setup)
         # Builds asked for while every worker is busy wait here and go together, as one task.
-        self._waiting: list[tuple[_Request, asyncio.Future[list[BuildOutcome]]]] = []
+        self._waiting: deque[tuple[_Request, asyncio.Future[list[BuildOutcome]]]] = deque()
         self._busy = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: Executor | None = None
@@ -251,17 +254,24 @@ class BuildPool:
             return self._worker.build(wanted, hidden)
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new run's loop: what an earlier loop left is not awaited
-            self._loop, self._waiting, self._busy = loop, [], 0
+            self._loop, self._waiting, self._busy = loop, deque(), 0
         future: asyncio.Future[list[BuildOutcome]] = loop.create_future()
         self._waiting.append(((list(wanted), frozenset(hidden)), future))
         self._dispatch()
         return await future
 
     def _dispatch(self) -> None:
-        # One task more than workers: the next is ready when a worker frees, not a wake-up later.
+        # A task per worker at most: what is asked meanwhile waits here, and goes together.
         while self._waiting and self._busy < self.workers:
-            taken, self._waiting = self._waiting[:_BATCH], self._waiting[_BATCH:]
-            taken = [(request, future) for request, future in taken if not future.done()]
+            taken: list[tuple[_Request, asyncio.Future[list[BuildOutcome]]]] = []
+            documents = 0
+            while self._waiting and (
+                not taken or documents + len(self._waiting[0][0][0]) <= _BATCH
+            ):
+                request, future = self._waiting.popleft()
+                if not future.done():  # its caller was not cancelled meanwhile
+                    taken.append((request, future))
+                    documents += len(request[0])
             if not taken:
                 continue
             requests = [request for request, _ in taken]
