@@ -275,10 +275,15 @@ class BuildPool:
             if not taken:
                 continue
             requests = [request for request, _ in taken]
-            if self.kind == "process":
-                task = self._executor.submit(_build_in_process, requests)  # type: ignore[union-attr]
-            else:
-                task = self._executor.submit(_build_many, self._worker, requests)  # type: ignore[union-attr]
+            try:
+                if self.kind == "process":
+                    task = self._executor.submit(_build_in_process, requests)  # type: ignore[union-attr]
+                else:
+                    task = self._executor.submit(_build_many, self._worker, requests)  # type: ignore[union-attr]
+            except Exception as exc:  # a broken or closed pool: each caller raises it, none waits
+                for _, future in taken:
+                    future.set_exception(exc)
+                continue
             self._busy += 1
             wrapped = asyncio.wrap_future(task)
             wrapped.add_done_callback(partial(self._answer, [future for _, future in taken]))

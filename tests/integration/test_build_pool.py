@@ -190,3 +190,26 @@ def test_one_patients_failure_in_a_shared_task_is_that_patients_alone(
         pool.close()
     assert isinstance(answers[2], RuntimeError)
     assert [type(a) for n, a in enumerate(answers) if n != 2] == [list, list, list]
+
+
+def test_a_pool_that_stops_taking_work_fails_every_waiting_caller_and_hangs_none(
+    dpi: Dpi,
+) -> None:
+    """The pool closes (or breaks: a worker killed) while patients wait for a worker: those
+    patients get the error, so the run stops instead of waiting for ever."""
+    wanted = _wanted(dpi)[:6]
+    pool = _pool(dpi, workers=2)
+    executor = pool._executor
+    assert executor is not None
+
+    async def everyone() -> list[object]:
+        asked = [asyncio.ensure_future(pool.build([one])) for one in wanted]
+        await asyncio.sleep(0)  # every build asked: two are with the workers, four wait
+        executor.shutdown(wait=False)  # the two finish; no task is taken after them
+        return await asyncio.wait_for(asyncio.gather(*asked, return_exceptions=True), 30)
+
+    try:
+        answers = asyncio.run(everyone())
+    finally:
+        pool.close()
+    assert [type(a) for a in answers] == [list, list] + [RuntimeError] * 4
