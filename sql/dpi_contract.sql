@@ -39,6 +39,10 @@ CREATE TABLE dpi_patient (
     dmp_opposition          BOOLEAN      NOT NULL
 );
 
+-- Selection looks for an INS matricule held by two patients at every run: without an index the
+-- database groups every patient to find them.
+CREATE INDEX ix_dpi_patient_ins_matricule ON dpi_patient (ins_matricule);
+
 CREATE TABLE dpi_unit (
     unit_code               VARCHAR(64)  NOT NULL PRIMARY KEY,
     name                    VARCHAR(200) NOT NULL,

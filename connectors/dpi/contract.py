@@ -87,6 +87,9 @@ dpi_patient = Table(
     Column("deceased", Boolean, nullable=False),
     Column("death_date", Date),
     Column("dmp_opposition", Boolean, nullable=False),
+    # Selection looks for INS matricules held by two patients: without this index the database
+    # groups every patient in memory at each run (SQLite: about 1 MiB per 16 000 patients).
+    Index("ix_dpi_patient_ins_matricule", "ins_matricule"),
 )
 
 dpi_unit = Table(
