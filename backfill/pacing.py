@@ -269,6 +269,24 @@ class Pacer:
         return wait
 
 
+class _SetRetrying(AsyncRetrying):
+    """tenacity's loop, letting go of its state when the loop ends.
+
+    Its objects refer to each other (the loop and its call state, the loop and its pending
+    actions): left as they are, each set's loop was garbage only the collector's full pass
+    frees, and it held what the callbacks reach, the set's built documents with them. The
+    collector's full passes are rare in a process this size, so a run's memory grew with its
+    sets: 4 to 6 MiB at 16 000 and 64 000 patients (`bench/send.py` (d))."""
+
+    async def __anext__(self) -> Any:
+        try:
+            return await super().__anext__()
+        except StopAsyncIteration:
+            self._retry_state = None  # type: ignore[assignment]  (the loop is over)
+            self.iter_state.reset()
+            raise
+
+
 def retrying(
     *,
     max_attempts: int,
@@ -308,7 +326,7 @@ def retrying(
                 await pending
         return result
 
-    return AsyncRetrying(
+    return _SetRetrying(
         retry=retry_if_result(is_transient),
         wait=wait,
         stop=stop,

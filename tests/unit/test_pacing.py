@@ -7,8 +7,10 @@ Every test runs on `VirtualTimeLoop`: waits cost no real time and nothing depend
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import random
+import weakref
 from dataclasses import dataclass
 
 import pytest
@@ -308,3 +310,41 @@ def test_a_wait_beyond_max_retry_wait_is_not_slept_but_handed_back() -> None:
     assert len(times) == 1
     assert last.transient
     assert upcoming == 600.0
+
+
+def test_a_finished_loop_leaves_nothing_its_callbacks_reach_to_the_garbage_collector() -> None:
+    """Freed by reference counting alone, once the loop is over: a set's built documents (what
+    the sender's callbacks reach) do not wait in memory for the collector's rare full pass."""
+
+    class Documents:
+        pass
+
+    async def one_set() -> weakref.ref[Documents]:
+        documents = Documents()
+        seen = weakref.ref(documents)
+
+        def on_wait(answer: Answer, seconds: float) -> None:
+            assert documents is not None  # the callback reaches the set's documents
+
+        loop = retrying(
+            max_attempts=4,
+            max_retry_wait=60.0,
+            backoff=JitteredBackoff(0.5, 60.0, random.Random(3)),
+            is_transient=lambda a: a.transient,
+            retry_after=lambda a: a.retry_after,
+            on_wait=on_wait,
+        )
+        answers = iter([Answer(True), Answer(False)])
+        async for attempt in loop:
+            with attempt:
+                answer = next(answers)
+            attempt.retry_state.set_result(answer)
+        return seen
+
+    gc.collect()
+    gc.disable()
+    try:
+        seen = run_virtual(one_set())
+        assert seen() is None
+    finally:
+        gc.enable()
