@@ -128,7 +128,7 @@ class DpiSettings(_Section):
 
     url: str | None = Field(None, description="SQLAlchemy URL of the DPI (views of the contract)")
     fetch_size: int = Field(
-        1000,
+        5000,
         ge=100,
         le=1_000_000,
         description="rows per round trip when streaming (a chunk of rows is in memory at once, about 0.8 MiB a thousand)",

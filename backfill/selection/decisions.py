@@ -109,7 +109,7 @@ def decide(
     window: Window | None = None,
     facts: LedgerFacts | None = None,
     content_root: Path | None = None,
-    fetch_size: int = 1000,
+    fetch_size: int = 5000,
     identity_aside: bool = False,
     ordered: bool = True,
     environment: Environment = "test",
