@@ -350,14 +350,17 @@ def main() -> None:
             # From the first set sent to the end: selection and start-up are not in the rate.
             b_cpu = [x / summary.acked for x in spent.stop()]
             engine_rate = sending_rate(stamps)
-            singles = bench_documents(300, args.pdf_kb)
-            httpx.post(base + "/_mock/reset")
-            elapsed, _, failures = drive(
-                services + "/repository", [request_for([d]) for d in singles], 8
-            )
-            capacity = len(singles) / elapsed
+            # The best of three short loads: one alone swung by a third with the machine's drift.
+            capacity, failures = 0.0, 0
+            for attempt in range(3):
+                singles = bench_documents(300, args.pdf_kb, offset=300 * attempt)
+                httpx.post(base + "/_mock/reset", timeout=60)
+                elapsed, _, failed = drive(
+                    services + "/repository", [request_for([d]) for d in singles], 8
+                )
+                capacity, failures = max(capacity, len(singles) / elapsed), failures + failed
             print(
-                f"(b) no latency: engine {engine_rate:7.1f} documents/s while sending ({summary.posts} POSTs for {summary.acked} documents); mock's capacity with 8 clients of 1-document sets {capacity:7.1f} documents/s ({failures} failures) → {100 * engine_rate / capacity:.0f} %"
+                f"(b) no latency: engine {engine_rate:7.1f} documents/s while sending ({summary.posts} POSTs for {summary.acked} documents); mock's capacity with 8 clients of 1-document sets (best of 3) {capacity:7.1f} documents/s ({failures} failures) → {100 * engine_rate / capacity:.0f} %"
             )
             print("    " + cpu_line(b_cpu, 0.8 * capacity, "80 %"))
             # Latency is a sleep in the mock, not work: no sender outruns the mock's capacity.
