@@ -64,6 +64,11 @@ def drive(
 def ack(ledger: Ledger, run_id: int, ipp: str, *document_ids: str, set_id: str = "2.25.1") -> None:
     """One POST of these documents that the DMP acknowledges."""
     attempt = ledger.begin_attempt(run_id, ipp, set_id, [sending(doc) for doc in document_ids])
+    answer_acked(ledger, attempt, *document_ids)
+
+
+def answer_acked(ledger: Ledger, attempt: int, *document_ids: str) -> None:
+    """The DMP's answer to `attempt`: these documents are stored."""
     ledger.end_attempt(
         attempt,
         outcome="done",

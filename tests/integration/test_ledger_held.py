@@ -5,36 +5,14 @@ that fails undoes only its own writes."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 
 from backfill.errors import TransitionError
-from backfill.ledger import DocResult, DocState, Ledger
-from tests.integration.ledger_support import NOW, select, sending, state_of
+from backfill.ledger import DocState, Ledger
+from tests.integration.ledger_support import answer_acked, select, sending, state_of
 
 S = DocState
-
-
-@pytest.fixture
-def ledger(database) -> Iterator[Ledger]:
-    with Ledger.open(database.url, clock=lambda: NOW) as ledger:
-        yield ledger
-
-
-@pytest.fixture
-def run(ledger: Ledger) -> int:
-    return ledger.start_run(mode="run", rule_name="history-5y", rule_digest="x", as_of=NOW)
-
-
-def _acked(ledger: Ledger, attempt: int, *document_ids: str) -> None:
-    ledger.end_attempt(
-        attempt,
-        outcome="done",
-        http_status=200,
-        latency=0.01,
-        results=[DocResult(d, S.ACKED) for d in document_ids],
-    )
 
 
 def _seen_elsewhere(ledger: Ledger, document_id: str) -> DocState:
@@ -50,7 +28,7 @@ def test_sending_is_committed_before_the_post_and_a_held_answer_with_the_next(
     with ledger.holding_writes():
         first = ledger.begin_attempt(run, "P1", "2.25.1", [sending("D1")])
         assert _seen_elsewhere(ledger, "D1") is S.SENDING  # committed: the POST may go
-        _acked(ledger, first, "D1")
+        answer_acked(ledger, first, "D1")
         assert _seen_elsewhere(ledger, "D1") is S.SENDING  # a crash now: resent, same uniqueId
         ledger.begin_attempt(run, "P1", "2.25.2", [sending("D2")])
         assert _seen_elsewhere(ledger, "D1") is S.ACKED  # committed with the next `sending`
@@ -63,10 +41,10 @@ def test_what_is_held_is_committed_by_commit_held_and_at_the_end(ledger: Ledger,
     with ledger.holding_writes():
         one = ledger.begin_attempt(run, "P1", "2.25.1", [sending("D1")])
         two = ledger.begin_attempt(run, "P1", "2.25.2", [sending("D2")])
-        _acked(ledger, one, "D1")
+        answer_acked(ledger, one, "D1")
         ledger.commit_held()
         assert _seen_elsewhere(ledger, "D1") is S.ACKED
-        _acked(ledger, two, "D2")
+        answer_acked(ledger, two, "D2")
         assert _seen_elsewhere(ledger, "D2") is S.SENDING
     assert _seen_elsewhere(ledger, "D2") is S.ACKED
 
@@ -84,9 +62,9 @@ def test_a_refused_call_undoes_its_own_writes_not_the_held_ones(
 
     with ledger.holding_writes():
         one = ledger.begin_attempt(run, "P1", "2.25.1", [sending("D1")])
-        _acked(ledger, one, "D1")
+        answer_acked(ledger, one, "D1")
         with pytest.raises(TransitionError):
-            _acked(ledger, one, "D1")  # answered twice
+            answer_acked(ledger, one, "D1")  # answered twice
         with pytest.raises(TransitionError):
             # D1 is acked: never sent again; refused after its rows were read and locked
             ledger.begin_attempt(run, "P1", "2.25.3", [sending("D2"), sending("D1")])
@@ -109,7 +87,7 @@ def test_another_threads_calls_are_their_own_transactions(ledger: Ledger, run: i
     def elsewhere() -> None:
         try:
             attempt = ledger.begin_attempt(run, "P1", "2.25.1", [sending("D1")])
-            _acked(ledger, attempt, "D1")
+            answer_acked(ledger, attempt, "D1")
         except BaseException as exc:
             errors.append(exc)
 

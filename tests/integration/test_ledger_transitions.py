@@ -4,7 +4,6 @@ never do (resend once acked, resend a crash leftover with other bytes), and cras
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -18,17 +17,6 @@ from backfill.selection.paris_time import PARIS
 from tests.integration.ledger_support import NOW, ack, busy, drive, select, sending, state_of
 
 S = DocState
-
-
-@pytest.fixture
-def ledger(database) -> Iterator[Ledger]:
-    with Ledger.open(database.url, clock=lambda: NOW) as ledger:
-        yield ledger
-
-
-@pytest.fixture
-def run(ledger: Ledger) -> int:
-    return ledger.start_run(mode="run", rule_name="history-5y", rule_digest="x", as_of=NOW)
 
 
 def _snapshot(ledger: Ledger) -> tuple[list[tuple[object, ...]], int, int]:
