@@ -25,6 +25,7 @@ from collections.abc import Collection, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -154,12 +155,9 @@ def _build_many(worker: _Worker, requests: Sequence[_Request]) -> list[_Answer]:
         except Exception:  # found again below, and given to its own request
             together = []
         if len(together) == sum(len(wanted) for wanted, _ in requests):
-            answers: list[_Answer] = []
-            for wanted, _ in requests:
-                answers.append(together[: len(wanted)])
-                together = together[len(wanted) :]
-            return answers
-    answers = []
+            each = iter(together)
+            return [list(islice(each, len(wanted))) for wanted, _ in requests]
+    answers: list[_Answer] = []
     for wanted, hidden in requests:
         try:
             answers.append(worker.build(wanted, hidden))

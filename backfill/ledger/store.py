@@ -479,14 +479,17 @@ class Ledger:
             # A savepoint: a call that fails undoes its own writes only. On the driver's cursor:
             # SQLAlchemy's begin_nested() cost more than the call it guarded.
             cursor = conn.connection.cursor()
-            cursor.execute("SAVEPOINT ledger_call")
             try:
-                yield conn
-            except BaseException:
-                cursor.execute("ROLLBACK TO SAVEPOINT ledger_call")
-                cursor.execute("RELEASE SAVEPOINT ledger_call")
-                raise
-            cursor.execute("RELEASE SAVEPOINT ledger_call")
+                cursor.execute("SAVEPOINT ledger_call")
+                try:
+                    yield conn
+                except BaseException:
+                    cursor.execute("ROLLBACK TO SAVEPOINT ledger_call")
+                    raise
+                finally:
+                    cursor.execute("RELEASE SAVEPOINT ledger_call")
+            finally:
+                cursor.close()
             if durable:
                 held.commit()
             return

@@ -26,7 +26,7 @@ from cda.specs import find_specs
 from connectors.dmp.errors import MalformedMessage, MetadataProblem
 from connectors.dmp.response import RegistryError, append_errors, read_errors
 from connectors.dmp.soap import build_envelope
-from connectors.dmp.vihf import VihfIdentity, build_assertion
+from connectors.dmp.vihf import VihfIdentity, assertion_xml
 from connectors.dmp.vocabulary import NS, XDS
 
 __all__ = [
@@ -135,7 +135,7 @@ def build_query_request(
 ) -> tuple[str, bytes]:
     """(Content-Type, body) of one ITI-18 call; the VIHF names `patient_id` as its resource."""
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assertion = build_assertion(
+    assertion = assertion_xml(
         identity, patient_id, assertion_id=f"_{uuid.uuid4().hex}", issued_at=now
     )
     envelope = build_envelope(

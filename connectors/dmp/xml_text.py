@@ -34,10 +34,10 @@ def _reference(match: re.Match[str]) -> str:
 
 
 def _checked(value: str) -> str:
-    if _NOT_XML.search(value):
+    if found := _NOT_XML.search(value):
         raise ValueError(
             "All strings must be XML compatible: Unicode or ASCII, no NULL bytes or control "
-            f"characters (found {_NOT_XML.search(value).group()!r})"  # type: ignore[union-attr]
+            f"characters (found {found.group()!r})"
         )
     return value
 
@@ -58,8 +58,7 @@ def attr(value: str) -> str:
 
 
 def _attributes(attrs: Iterable[tuple[str, str]]) -> str:
-    hazard = _ATTR_HAZARD.search
-    return "".join([f' {n}="{v if hazard(v) is None else attr(v)}"' for n, v in attrs])
+    return "".join([f' {name}="{attr(value)}"' for name, value in attrs])
 
 
 def start(tag: str, *attrs: tuple[str, str]) -> str:
@@ -74,6 +73,4 @@ def empty(tag: str, *attrs: tuple[str, str]) -> str:
 
 def element(tag: str, content: str, *attrs: tuple[str, str]) -> str:
     """An element holding `content` as text (escaped here)."""
-    if _TEXT_HAZARD.search(content) is not None:
-        content = text(content)
-    return f"<{tag}{_attributes(attrs) if attrs else ''}>{content}</{tag}>"
+    return f"<{tag}{_attributes(attrs)}>{text(content)}</{tag}>"
